@@ -1,0 +1,194 @@
+/* kernels/backend.h: the compute backend interface (DESIGN.md §3).
+ *
+ * One KernelOps table per backend, chosen once at start-up; model and trainer code call ops only
+ * through it and never branch on the backend. The CPU table (kernels/cpu/, plain C + OpenBLAS, FP32)
+ * is the reference; a CUDA table (kernels/cuda/) plugs in with the same signatures, pointers then
+ * being device pointers. Every op works on row-major float32 arrays unless stated.
+ *
+ * Conventions
+ * - Glossary of dimension letters used in shape comments:
+ *     B  sequences in a batch          N  packed tokens (sum of the B lengths)
+ *     T  length of one sequence        C  model width (hidden_size)
+ *     V  vocabulary                    L  layers
+ *     NH query heads                   KVH key/value heads       HS head dim
+ *     E  experts                       K  experts per token (top-k)
+ *     F  expert / MLP intermediate width
+ *     G  samples per prompt
+ * - Variable-length batches are packed: the B sequences are concatenated along the token axis and
+ *   described by a SeqPack (offsets in host memory). Attention ops never cross a sequence boundary.
+ * - Gradients ACCUMULATE: every backward op adds (+=) into all of its gradient outputs, for
+ *   activations and parameters alike; callers zero buffers first. Exceptions are marked "in place".
+ * - Ops never allocate. Temporary memory comes from the context's workspace (ctx->ws, ws_bytes);
+ *   each op that needs some documents how much, and CHECKs that it is there.
+ * - Ops CHECK their invariants (sizes > 0, pointers non-NULL); they return nothing.
+ */
+#ifndef CISPO_KERNELS_BACKEND_H
+#define CISPO_KERNELS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A packed batch of B variable-length sequences: sequence b holds tokens
+ * [start[b], start[b+1]) of the packed axis, and token j of it has position pos0[b] + j
+ * (pos0 is NULL for all-zero start positions). Host memory, owned by the caller. */
+typedef struct {
+    int n_seq;        /* B */
+    const int *start; /* (B+1) offsets, start[0] = 0, start[B] = N */
+    const int *pos0;  /* (B) position of each sequence's first token, or NULL */
+} SeqPack;
+
+typedef struct KernelCtx {
+    const struct KernelOps *ops;
+    void *ws;        /* workspace (backend memory space) */
+    size_t ws_bytes; /* its size */
+    void *impl;      /* backend-private handle (cuBLAS handle, streams, ...); NULL on CPU */
+} KernelCtx;
+
+typedef struct KernelOps {
+    const char *name; /* "cpu" or "cuda" */
+
+    /* ---- memory (backend memory space) ---- */
+    void *(*alloc)(KernelCtx *ctx, size_t bytes); /* zero-filled; CHECKs on failure */
+    void (*free)(KernelCtx *ctx, void *p);         /* NULL is a no-op */
+    void (*copy_h2d)(KernelCtx *ctx, void *dst, const void *src_host, size_t bytes);
+    void (*copy_d2h)(KernelCtx *ctx, void *dst_host, const void *src, size_t bytes);
+    void (*copy_d2d)(KernelCtx *ctx, void *dst, const void *src, size_t bytes);
+    void (*zero)(KernelCtx *ctx, void *p, size_t bytes);
+    void (*sync)(KernelCtx *ctx); /* wait for all queued work */
+
+    /* ---- dense linear algebra ---- */
+    /* C(M,N) = alpha * op(A) op(B) + beta * C, row-major; op(X) = X^T when trans is non-zero.
+     * A is (M,K) or, transposed, (K,M); B is (K,N) or (N,K). lda/ldb/ldc are row strides. */
+    void (*gemm)(KernelCtx *ctx, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* ---- elementwise ---- */
+    /* y = a*x + b*y over n elements. */
+    void (*axpby)(KernelCtx *ctx, float *y, float a, const float *x, float b, size_t n);
+    /* y = x * s */
+    void (*scale)(KernelCtx *ctx, float *y, const float *x, float s, size_t n);
+    /* out = silu(x) = x * sigmoid(x); backward: dx += dout * silu'(x). */
+    void (*silu_forward)(KernelCtx *ctx, float *out, const float *x, size_t n);
+    void (*silu_backward)(KernelCtx *ctx, float *dx, const float *dout, const float *x, size_t n);
+    /* out = sigmoid(g) * a; backward: dg += dout*a*s*(1-s), da += dout*s. */
+    void (*sigmoid_gate_forward)(KernelCtx *ctx, float *out, const float *g, const float *a, size_t n);
+    void (*sigmoid_gate_backward)(KernelCtx *ctx, float *dg, float *da, const float *dout, const float *g,
+                                  const float *a, size_t n);
+    /* SwiGLU on rows of a (R, 2F) buffer whose first F columns are the gate and last F the up
+     * projection: out(R,F) = silu(gate) * up. Backward writes the (R,2F) gradient (accumulates). */
+    void (*swiglu_forward)(KernelCtx *ctx, float *out, const float *gate_up, int R, int F);
+    void (*swiglu_backward)(KernelCtx *ctx, float *dgate_up, const float *dout, const float *gate_up, int R, int F);
+
+    /* ---- embeddings and norms ---- */
+    /* out(N,C) = wte[tokens[n]]; backward: dwte[tokens[n]] += dout[n]. tokens in backend memory. */
+    void (*embedding_forward)(KernelCtx *ctx, float *out, const int *tokens, const float *wte, int N, int C);
+    void (*embedding_backward)(KernelCtx *ctx, float *dwte, const float *dout, const int *tokens, int N, int C);
+    /* RMSNorm over the last axis: out = w * x * rstd, rstd(N) = 1/sqrt(mean(x^2) + eps) (saved for
+     * the backward). Math in FP32 as HF's MiniMaxRMSNorm/Qwen2RMSNorm. */
+    void (*rmsnorm_forward)(KernelCtx *ctx, float *out, float *rstd, const float *x, const float *w, int N, int C,
+                            float eps);
+    void (*rmsnorm_backward)(KernelCtx *ctx, float *dx, float *dw, const float *dout, const float *x,
+                             const float *w, const float *rstd, int N, int C);
+
+    /* ---- rotary position embedding (NeoX rotate-half, HF convention), in place ----
+     * x is (N, nh, HS); the first rot_dim dims of each head are rotated (rot_dim even, <= HS), the
+     * rest pass through. inv_freq_j = 1 / theta^(2j/rot_dim), computed in float64 then rounded to
+     * float32; angle = (float)pos * inv_freq_j in float32, as transformers does. Positions come from
+     * the SeqPack. rope_backward applies the inverse rotation to dx in place. */
+    void (*rope_forward)(KernelCtx *ctx, float *x, const SeqPack *pack, int nh, int HS, int rot_dim, float theta);
+    void (*rope_backward)(KernelCtx *ctx, float *dx, const SeqPack *pack, int nh, int HS, int rot_dim, float theta);
+
+    /* ---- lightning attention (MiniMax linear attention with per-head decay, ALGORITHMS.md §11.2-3) ----
+     * qkv(N, NH, 3*HS): per token and head, q | k | v (already through SiLU), the layout of HF's
+     * qkv_proj output. slopes(NH): decay rates s_h (lambda_h = exp(-s_h)), host memory.
+     * out(N, NH, HS): o_t = sum_{u<=t} lambda^(t-u) (q_t . k_u) v_u + lambda^(t-t0+1) q_t S0 where
+     * S0 is the initial state (kv_in) of the sequence starting at t0.
+     * kv_in(B, NH, HS, HS) (may be NULL = zeros) and kv_out(B, NH, HS, HS) (may be NULL): the state
+     * S[d][e] = sum_u lambda^(T-1-u) k_u[d] v_u[e] (+ lambda^T S0) after the last token.
+     * `block` is the block length of the block-wise algorithm (semantics do not depend on it).
+     * Workspace: lightning_ws_bytes(). Backward recomputes states; dkv_in may be NULL. */
+    void (*lightning_forward)(KernelCtx *ctx, float *out, float *kv_out, const float *qkv, const float *kv_in,
+                              const float *slopes, const SeqPack *pack, int NH, int HS, int block);
+    void (*lightning_backward)(KernelCtx *ctx, float *dqkv, float *dkv_in, const float *dout, const float *qkv,
+                               const float *kv_in, const float *slopes, const SeqPack *pack, int NH, int HS,
+                               int block);
+    /* One decode step for B sequences: S = lambda S + k^T v; out = q S. qkv(B, NH, 3*HS),
+     * state(B, NH, HS, HS) in/out, out(B, NH, HS). */
+    void (*lightning_decode)(KernelCtx *ctx, float *out, float *state, const float *qkv, const float *slopes,
+                             int B, int NH, int HS);
+    size_t (*lightning_ws_bytes)(int max_seq_len, int NH, int HS, int block);
+
+    /* ---- causal softmax attention with grouped-query heads ----
+     * q(N, NH, HS), k(N, KVH, HS), v(N, KVH, HS), out(N, NH, HS), lse(N, NH) the log-sum-exp of
+     * each row of scaled scores (saved for the backward). Query head h reads kv head h / (NH/KVH).
+     * Causal within each packed sequence. Workspace: attention_ws_bytes(). */
+    void (*attention_forward)(KernelCtx *ctx, float *out, float *lse, const float *q, const float *k,
+                              const float *v, const SeqPack *pack, int NH, int KVH, int HS, float scale);
+    void (*attention_backward)(KernelCtx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,
+                               const float *k, const float *v, const float *out, const float *lse,
+                               const SeqPack *pack, int NH, int KVH, int HS, float scale);
+    /* Decode: one query per sequence against its KV cache. q(B, NH, HS); kcache/vcache
+     * (B, Tmax, KVH, HS) hold positions [0, len[b]) (the current token's k, v already written);
+     * len(B) host memory; out(B, NH, HS). */
+    void (*attention_decode)(KernelCtx *ctx, float *out, const float *q, const float *kcache, const float *vcache,
+                             const int *len, int B, int Tmax, int NH, int KVH, int HS, float scale);
+    size_t (*attention_ws_bytes)(int max_seq_len, int NH, int HS);
+
+    /* ---- mixture of experts ----
+     * Route: probs(N,E) = softmax(logits) (FP32); topk_idx(N,K) the K largest (ties: lower index
+     * first, descending order); topk_w(N,K) = the chosen probs renormalised to sum to 1.
+     * Backward: dlogits(N,E) += J^T (dprobs + d(topk_w)), where dprobs (may be NULL) is a gradient
+     * arriving directly on probs (the auxiliary loss). */
+    void (*moe_route_forward)(KernelCtx *ctx, float *probs, int *topk_idx, float *topk_w, const float *logits,
+                              int N, int E, int K);
+    void (*moe_route_backward)(KernelCtx *ctx, float *dlogits, const float *dtopk_w, const float *dprobs,
+                               const float *probs, const int *topk_idx, const float *topk_w, int N, int E, int K);
+    /* Group the N*K (token, slot) pairs by expert, stable in slot order: sorted(N*K) lists slot ids
+     * s = n*K + k; offsets(E+1) delimit each expert's run. Both in host memory (the expert GEMM
+     * loop needs the counts on the host). topk_idx in backend memory. */
+    void (*moe_sort)(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E);
+    /* Gather: xp(N*K, C) row j = x(N,C) row sorted[j]/K. Backward: dx[sorted[j]/K] += dxp[j].
+     * `sorted` is in backend memory here (copy it there after moe_sort). */
+    void (*moe_permute_forward)(KernelCtx *ctx, float *xp, const float *x, const int *sorted, int NK, int K, int C);
+    void (*moe_permute_backward)(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, int NK, int K,
+                                 int C);
+    /* Combine: y(N,C) += topk_w[s] * yp[j] for s = sorted[j] (token s/K). Backward:
+     * dyp[j] += topk_w[s] * dy[s/K]; dtopk_w[s] += dot(yp[j], dy[s/K]). */
+    void (*moe_combine_forward)(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted,
+                                int NK, int K, int C);
+    void (*moe_combine_backward)(KernelCtx *ctx, float *dyp, float *dtopk_w, const float *dy, const float *yp,
+                                 const float *topk_w, const int *sorted, int NK, int K, int C);
+
+    /* ---- FP32 LM head ----
+     * logits = h(N,C) W(V,C)^T, never stored whole: the vocabulary is walked in chunks with an online
+     * log-sum-exp. Writes lse(N) and logp(N) = logits[n][targets[n]] - lse[n] (targets < 0: logp = 0).
+     * logits_out(N,V) may be non-NULL to also store the full logits (tests, decode).
+     * Backward: with g = dlogp(N), dlogits = g * (onehot(target) - softmax) (+ dlse * softmax when
+     * dlse is non-NULL), accumulated into dh(N,C) and dW(V,C) chunk by chunk. Workspace:
+     * lm_head_ws_bytes(). targets in backend memory. */
+    void (*lm_head_forward)(KernelCtx *ctx, float *logp, float *lse, float *logits_out, const float *h,
+                            const float *W, const int *targets, int N, int C, int V);
+    void (*lm_head_backward)(KernelCtx *ctx, float *dh, float *dW, const float *dlogp, const float *dlse,
+                             const float *h, const float *W, const int *targets, const float *lse, int N, int C,
+                             int V);
+    size_t (*lm_head_ws_bytes)(int N, int C, int V);
+
+    /* ---- optimizer and reductions ---- */
+    /* AdamW on n parameters, moments in FP32, bias-corrected at step t (1-based):
+     * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */
+    void (*adamw)(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                  float b2, float eps, float wd, int t);
+    /* Sum of squares in float64 (for global gradient norms); result in host memory. */
+    double (*sumsq)(KernelCtx *ctx, const float *x, size_t n);
+} KernelOps;
+
+/* The CPU backend (always built). */
+const KernelOps *kernels_cpu(void);
+/* The CUDA backend, or NULL when built without -DCISPO_CUDA=ON or when no GPU is present. */
+const KernelOps *kernels_cuda(void);
+
+/* Create a context for `ops` with a workspace of ws_bytes (allocated with ops->alloc). */
+void kernel_ctx_init(KernelCtx *ctx, const KernelOps *ops, size_t ws_bytes);
+void kernel_ctx_free(KernelCtx *ctx); /* idempotent */
+
+#endif
