@@ -187,6 +187,11 @@ const KernelOps *kernels_cpu(void);
 /* The CUDA backend, or NULL when built without -DCISPO_CUDA=ON or when no GPU is present. */
 const KernelOps *kernels_cuda(void);
 
+/* Threads the CPU backend's BLAS may use (0 = all cores). */
+void kernels_cpu_set_threads(int n);
+/* Threads it uses now. */
+int kernels_cpu_get_threads(void);
+
 /* Create a context for `ops` with a workspace of ws_bytes (allocated with ops->alloc). */
 void kernel_ctx_init(KernelCtx *ctx, const KernelOps *ops, size_t ws_bytes);
 void kernel_ctx_free(KernelCtx *ctx); /* idempotent */

@@ -6,6 +6,9 @@
  * above block_size), fills slots [0, B) and returns the last position's logits per sequence;
  * model_decode_step() appends one token to each of the B active slots and returns its logits.
  * Prefill of P tokens followed by N decode steps gives the logits of one forward over P+N tokens.
+ * A decode step reuses the model's activation buffers as scratch (the step's B tokens are a batch
+ * of B one-token sequences), so max_batch <= the model's max_tokens and max_seqs; it overwrites
+ * what a training forward saved.
  */
 #ifndef CISPO_MODEL_DECODE_H
 #define CISPO_MODEL_DECODE_H
@@ -14,15 +17,13 @@
 
 typedef struct {
     int max_batch, max_len;
-    int n_active;     /* slots in use */
-    int *len;         /* (max_batch) tokens seen per slot, host */
-    float **lin_state; /* per layer: (max_batch, NH, HS, HS) or NULL for softmax layers */
-    float **kcache, **vcache; /* per layer: (max_batch, max_len, KVH, HS) or NULL for linear layers */
-    /* scratch for one decode step (backend memory) */
-    float *x, *xn, *buf_a, *buf_b, *buf_c, *qkv, *att, *router, *probs, *topk_w, *xp, *h13, *hact, *yp;
-    int *topk_idx, *sorted, *offsets, *tok_dev;
-    float *logp_dummy, *lse;
-    int *pos;         /* (max_batch) host */
+    int n_active;      /* slots in use: [0, n_active) */
+    int *len;          /* (max_batch) tokens seen per slot, host */
+    float **lin_state; /* per layer: (max_batch, NH, HS, HS) backend, or NULL for softmax layers */
+    float **kcache;    /* per layer: (max_batch, max_len, KVH, HS) backend, or NULL for linear layers */
+    float **vcache;    /* same shape as kcache */
+    int *start;        /* (max_batch+1) host: 0..B, the one-token-per-slot SeqPack of a decode step */
+    int *len_next;     /* (max_batch) host: len + 1 during a step (attention_decode lengths) */
 } DecodeState;
 
 int decode_state_init(DecodeState *s, const Model *m, int max_batch, int max_len);

@@ -1,0 +1,224 @@
+/* model/forward.c: the training forward pass over a packed batch, written out as a sequence of
+ * KernelOps calls (DESIGN.md §6), and HF's MoE load-balancing loss.
+ *
+ * Per decoder layer (R = the normalised input for MiniMax's DeepNorm-style residual, the raw
+ * input for dense pre-norm models; alpha = beta = 1 for dense):
+ *   n1 = RMSNorm(x);  xm = alpha_a * R1 + beta_a * Attn(n1);  n2 = RMSNorm(xm);
+ *   x' = alpha_m * R2 + beta_m * MLP(n2)
+ * Lightning Attn(u) = out_proj(sigmoid(u Wg^T) * RMSNorm_1e-6(Lightning(SiLU(u Wqkv^T))));
+ * full Attn(u) = o_proj(softmax-attention(RoPE(u Wq^T + bq), RoPE(u Wk^T + bk), u Wv^T + bv)).
+ * MoE MLP(u) = sum_k w_k SwiGLU_e_k(u) with FP32 softmax routing, top-k, renormalised weights.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "model/decode.h"
+#include "model/model_internal.h"
+
+void model_layer_factors(const ModelConfig *c, int l, float *a_alpha, float *a_beta, float *m_alpha, float *m_beta) {
+    if (c->family != MODEL_MINIMAX) {
+        *a_alpha = *a_beta = *m_alpha = *m_beta = 1.0f;
+        return;
+    }
+    if (c->layer_types[l] == LAYER_LINEAR_ATTENTION) {
+        *a_alpha = c->linear_attn_alpha_factor;
+        *a_beta = c->linear_attn_beta_factor;
+    } else {
+        *a_alpha = c->full_attn_alpha_factor;
+        *a_beta = c->full_attn_beta_factor;
+    }
+    *m_alpha = c->mlp_alpha_factor;
+    *m_beta = c->mlp_beta_factor;
+}
+
+void model_residual(Model *m, float *x_out, const float *r, float alpha, const float *branch, float beta, int N) {
+    KernelCtx *ctx = m->ctx;
+    size_t n = (size_t)N * m->cfg.hidden_size;
+    ctx->ops->scale(ctx, x_out, r, alpha, n);
+    ctx->ops->axpby(ctx, x_out, beta, branch, 1.0f, n);
+}
+
+void model_mlp_forward(Model *m, int l, LayerActs *la, const float *n2, int N, float *out) {
+    KernelCtx *ctx = m->ctx;
+    const KernelOps *ops = ctx->ops;
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size, F = c->intermediate_size;
+    const LayerParams *lp = &m->acts->pp.layer[l];
+    if (!model_is_moe(c)) {
+        /* h13 = [n2 Wg^T | n2 Wu^T] (N, 2F) */
+        ops->gemm(ctx, 0, 1, N, F, C, 1.0f, n2, C, lp->mlp_gate, C, 0.0f, la->h13, 2 * F);
+        ops->gemm(ctx, 0, 1, N, F, C, 1.0f, n2, C, lp->mlp_up, C, 0.0f, la->h13 + F, 2 * F);
+        ops->swiglu_forward(ctx, la->hact, la->h13, N, F);
+        model_linear(m, out, la->hact, lp->mlp_down, NULL, N, F, C, 0.0f);
+        return;
+    }
+    const int E = c->num_local_experts, K = c->num_experts_per_tok, NK = N * K;
+    model_linear(m, la->rl, n2, lp->router, NULL, N, C, E, 0.0f);
+    ops->moe_route_forward(ctx, la->probs, la->topk_idx, la->topk_w, la->rl, N, E, K);
+    ops->moe_sort(ctx, la->sorted_host, la->offsets, la->topk_idx, N, K, E);
+    ops->copy_h2d(ctx, la->sorted, la->sorted_host, (size_t)NK * sizeof(int));
+    ops->moe_permute_forward(ctx, la->xp, n2, la->sorted, NK, K, C);
+    for (int e = 0; e < E; e++) {
+        int r0 = la->offsets[e], rows = la->offsets[e + 1] - r0;
+        if (rows == 0) continue;
+        const float *wgu = lp->gate_up + (size_t)e * 2 * F * C; /* (2F, C) */
+        const float *wd = lp->down + (size_t)e * C * F;         /* (C, F) */
+        ops->gemm(ctx, 0, 1, rows, 2 * F, C, 1.0f, la->xp + (size_t)r0 * C, C, wgu, C, 0.0f,
+                  la->h13 + (size_t)r0 * 2 * F, 2 * F);
+        ops->swiglu_forward(ctx, la->hact + (size_t)r0 * F, la->h13 + (size_t)r0 * 2 * F, rows, F);
+        ops->gemm(ctx, 0, 1, rows, C, F, 1.0f, la->hact + (size_t)r0 * F, F, wd, F, 0.0f, la->yp + (size_t)r0 * C, C);
+    }
+    ops->zero(ctx, out, (size_t)N * C * sizeof(float));
+    ops->moe_combine_forward(ctx, out, la->yp, la->topk_w, la->sorted, NK, K, C);
+}
+
+void model_lightning_proj_in(Model *m, int l, LayerActs *la, const float *n1, int N) {
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size, A = model_A(c);
+    model_linear(m, la->qkv_pre, n1, m->acts->pp.layer[l].qkv, NULL, N, C, 3 * A, 0.0f);
+    m->ctx->ops->silu_forward(m->ctx, la->qkv, la->qkv_pre, (size_t)N * 3 * A);
+}
+
+/* From the raw lightning output la->lo (N,A): norm, gate, output projection into out (N,C). */
+void model_lightning_proj_out(Model *m, int l, LayerActs *la, const float *n1, int N, float *out) {
+    KernelCtx *ctx = m->ctx;
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size, A = model_A(c);
+    const LayerParams *lp = &m->acts->pp.layer[l];
+    ctx->ops->rmsnorm_forward(ctx, la->on, la->rstd_o, la->lo, lp->onorm, N, A, c->lightning_norm_eps);
+    model_linear(m, la->g, n1, lp->gate, NULL, N, C, A, 0.0f);
+    ctx->ops->sigmoid_gate_forward(ctx, la->gated, la->g, la->on, (size_t)N * A);
+    model_linear(m, out, la->gated, lp->out, NULL, N, A, C, 0.0f);
+}
+
+/* q, k, v projections (+ biases) of a softmax layer, before RoPE. */
+void model_full_proj_in(Model *m, int l, LayerActs *la, const float *n1, int N) {
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size, A = model_A(c), KA = model_KA(c);
+    const LayerParams *lp = &m->acts->pp.layer[l];
+    model_linear(m, la->q, n1, lp->wq, lp->bq, N, C, A, 0.0f);
+    model_linear(m, la->k, n1, lp->wk, lp->bk, N, C, KA, 0.0f);
+    model_linear(m, la->v, n1, lp->wv, lp->bv, N, C, KA, 0.0f);
+}
+
+/* One layer over N packed tokens; `cap` (may be NULL) receives lightning states and KV caches. */
+static void layer_forward(Model *m, int l, int N, const SeqPack *pack, DecodeState *cap, float *x_next) {
+    KernelCtx *ctx = m->ctx;
+    const KernelOps *ops = ctx->ops;
+    const ModelConfig *c = &m->cfg;
+    const int C = c->hidden_size, A = model_A(c), NH = c->num_attention_heads, HS = c->head_dim;
+    ModelActs *a = m->acts;
+    LayerActs *la = &a->layer[l];
+    const LayerParams *lp = &m->acts->pp.layer[l];
+    float aa, ab, ma, mb;
+    model_layer_factors(c, l, &aa, &ab, &ma, &mb);
+
+    ops->rmsnorm_forward(ctx, la->n1, la->rstd1, la->x, lp->w_in, N, C, c->rms_norm_eps);
+    if (model_is_linear(c, l)) {
+        model_lightning_proj_in(m, l, la, la->n1, N);
+        float *kv_out = cap ? cap->lin_state[l] : NULL;
+        ops->lightning_forward(ctx, la->lo, kv_out, la->qkv, NULL, m->slopes + (size_t)l * NH, pack, NH, HS,
+                               c->block_size);
+        model_lightning_proj_out(m, l, la, la->n1, N, a->tmp_c);
+    } else {
+        model_full_proj_in(m, l, la, la->n1, N);
+        ops->rope_forward(ctx, la->q, pack, NH, HS, c->rotary_dim, c->rope_theta);
+        ops->rope_forward(ctx, la->k, pack, c->num_key_value_heads, HS, c->rotary_dim, c->rope_theta);
+        if (cap) decode_capture_kv(m, cap, l, la->k, la->v, pack);
+        ops->attention_forward(ctx, la->att, la->lse, la->q, la->k, la->v, pack, NH, c->num_key_value_heads, HS,
+                               1.0f / sqrtf((float)HS));
+        model_linear(m, a->tmp_c, la->att, lp->wo, NULL, N, A, C, 0.0f);
+    }
+    const float *r1 = c->family == MODEL_MINIMAX ? la->n1 : la->x;
+    model_residual(m, la->xm, r1, aa, a->tmp_c, ab, N);
+    ops->rmsnorm_forward(ctx, la->n2, la->rstd2, la->xm, lp->w_post, N, C, c->rms_norm_eps);
+    model_mlp_forward(m, l, la, la->n2, N, a->tmp_c);
+    const float *r2 = c->family == MODEL_MINIMAX ? la->n2 : la->xm;
+    model_residual(m, x_next, r2, ma, a->tmp_c, mb, N);
+}
+
+void model_forward_impl(Model *m, const int *tokens, const int *targets, const SeqPack *pack, float *logp,
+                        float *logits_out, DecodeState *cap) {
+    KernelCtx *ctx = m->ctx;
+    const KernelOps *ops = ctx->ops;
+    const ModelConfig *c = &m->cfg;
+    const int B = pack->n_seq, N = pack->start[B], C = c->hidden_size, V = c->vocab_size;
+    CHECK(B >= 1 && B <= m->max_seqs, "batch of %d sequences, model sized for %d", B, m->max_seqs);
+    CHECK(N >= 1 && N <= m->max_tokens, "batch of %d tokens, model sized for %d", N, m->max_tokens);
+    for (int n = 0; n < N; n++)
+        CHECK(tokens[n] >= 0 && tokens[n] < V && (!targets || targets[n] < V), "token %d at %d (vocab %d)",
+              tokens[n], n, V);
+    ModelActs *a = m->acts;
+    const ParamPtrs *p = &a->pp;
+    ops->copy_h2d(ctx, a->tokens, tokens, (size_t)N * sizeof(int));
+    ops->copy_h2d(ctx, a->targets, targets ? targets : a->host_neg, (size_t)N * sizeof(int));
+    ops->embedding_forward(ctx, a->layer[0].x, a->tokens, p->wte, N, C);
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        float *x_next = l + 1 < c->num_hidden_layers ? a->layer[l + 1].x : a->x_final;
+        layer_forward(m, l, N, pack, cap, x_next);
+    }
+    ops->rmsnorm_forward(ctx, a->nf, a->rstd_f, a->x_final, p->w_final, N, C, c->rms_norm_eps);
+    if (!cap) {
+        ops->lm_head_forward(ctx, a->logp, a->lse, logits_out, a->nf, p->lm_head, a->targets, N, C, V);
+        if (logp) ops->copy_d2h(ctx, logp, a->logp, (size_t)N * sizeof(float));
+    }
+    m->last_N = N;
+    memcpy(a->pack_start, pack->start, (size_t)(B + 1) * sizeof(int));
+    for (int b = 0; b < B; b++) a->pack_pos0[b] = pack->pos0 ? pack->pos0[b] : 0;
+    a->pack = (SeqPack){B, a->pack_start, a->pack_pos0};
+    m->aux_loss = model_is_moe(c) ? model_aux_loss(m, N, 0) : 0.0f;
+}
+
+void model_forward(Model *m, const int *tokens, const int *targets, const SeqPack *pack, float *logp,
+                   float *logits_out) {
+    model_forward_impl(m, tokens, targets, pack, logp, logits_out, NULL);
+}
+
+/* HF's load_balancing_loss_func as MiniMaxForCausalLM calls it: the router outputs it receives
+ * are the softmax probabilities p (N,E) of every layer, concatenated over layers (R = L*N rows);
+ * it applies softmax again, q = softmax(p), and returns
+ *   aux = E * sum_e f_e * P_e,  f_e = (#(row, k) choosing e) / R,  P_e = (1/R) sum_rows q_{row,e}
+ * with the top-k choice equal to the router's. d aux / d p goes to host_dprobs when want_grad. */
+float model_aux_loss(Model *m, int N, int want_grad) {
+    const ModelConfig *c = &m->cfg;
+    const KernelOps *ops = m->ctx->ops;
+    const int L = c->num_hidden_layers, E = c->num_local_experts, K = c->num_experts_per_tok;
+    ModelActs *a = m->acts;
+    const size_t R = (size_t)L * N;
+    for (int l = 0; l < L; l++) {
+        ops->copy_d2h(m->ctx, a->host_probs + (size_t)l * N * E, a->layer[l].probs, (size_t)N * E * sizeof(float));
+        ops->copy_d2h(m->ctx, a->host_topk + (size_t)l * N * K, a->layer[l].topk_idx, (size_t)N * K * sizeof(int));
+    }
+    double count[256] = {0}, psum[256] = {0};
+    CHECK(E <= 256, "at most 256 experts (got %d)", E);
+    float *q = a->host_dprobs; /* reuse as q storage first */
+    for (size_t r = 0; r < R; r++) {
+        const float *pr = a->host_probs + r * E;
+        double mx = pr[0], s = 0;
+        for (int e = 1; e < E; e++) mx = pr[e] > mx ? pr[e] : mx;
+        for (int e = 0; e < E; e++) s += exp(pr[e] - mx);
+        for (int e = 0; e < E; e++) {
+            q[r * E + e] = (float)(exp(pr[e] - mx) / s);
+            psum[e] += q[r * E + e];
+        }
+        for (int k = 0; k < K; k++) count[a->host_topk[r * K + k]] += 1;
+    }
+    double aux = 0;
+    for (int e = 0; e < E; e++) aux += (count[e] / R) * (psum[e] / R);
+    aux *= E;
+    if (want_grad) {
+        /* d aux / d q_{r,e} = E * f_e / R; back through q = softmax(p). */
+        for (size_t r = 0; r < R; r++) {
+            float *qr = q + r * E;
+            double dot = 0, g[256];
+            for (int e = 0; e < E; e++) {
+                g[e] = E * (count[e] / R) / R;
+                dot += g[e] * qr[e];
+            }
+            for (int e = 0; e < E; e++) qr[e] = (float)(qr[e] * (g[e] - dot));
+        }
+    }
+    return (float)aux;
+}
