@@ -180,6 +180,12 @@ typedef struct KernelOps {
                   float b2, float eps, float wd, int t);
     /* Sum of squares in float64 (for global gradient norms); result in host memory. */
     double (*sumsq)(KernelCtx *ctx, const float *x, size_t n);
+
+    /* ---- backend handle ---- (may be NULL: nothing to set up) */
+    /* Create ctx->impl (library handles, streams, metadata buffers); called by kernel_ctx_init
+     * before the workspace is allocated. */
+    void (*impl_init)(KernelCtx *ctx);
+    void (*impl_free)(KernelCtx *ctx);
 } KernelOps;
 
 /* The CPU backend (always built). */

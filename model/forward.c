@@ -176,49 +176,33 @@ void model_forward(Model *m, const int *tokens, const int *targets, const SeqPac
     model_forward_impl(m, tokens, targets, pack, logp, logits_out, NULL);
 }
 
-/* HF's load_balancing_loss_func as MiniMaxForCausalLM calls it: the router outputs it receives
- * are the softmax probabilities p (N,E) of every layer, concatenated over layers (R = L*N rows);
- * it applies softmax again, q = softmax(p), and returns
- *   aux = E * sum_e f_e * P_e,  f_e = (#(row, k) choosing e) / R,  P_e = (1/R) sum_rows q_{row,e}
- * with the top-k choice equal to the router's. d aux / d p goes to host_dprobs when want_grad. */
+/* HF's load_balancing_loss_func as MiniMaxForCausalLM calls it (transformers 5.17): over the
+ * router probabilities p = softmax(logits) of every layer, pooled over layers and tokens
+ * (R = L*N rows),
+ *   aux = E * sum_e f_e * P_e,  f_e = (#(row, k) choosing e) / R,  P_e = (1/R) sum_rows p_{row,e}.
+ * The top-k counts are constants, so d aux / d p_{row,e} = E * f_e / R; it goes to host_dprobs
+ * (layer-major, (L, N, E)) when want_grad. */
 float model_aux_loss(Model *m, int N, int want_grad) {
     const ModelConfig *c = &m->cfg;
     const KernelOps *ops = m->ctx->ops;
     const int L = c->num_hidden_layers, E = c->num_local_experts, K = c->num_experts_per_tok;
     ModelActs *a = m->acts;
     const size_t R = (size_t)L * N;
+    CHECK(E <= 256, "at most 256 experts (got %d)", E);
     for (int l = 0; l < L; l++) {
         ops->copy_d2h(m->ctx, a->host_probs + (size_t)l * N * E, a->layer[l].probs, (size_t)N * E * sizeof(float));
         ops->copy_d2h(m->ctx, a->host_topk + (size_t)l * N * K, a->layer[l].topk_idx, (size_t)N * K * sizeof(int));
     }
     double count[256] = {0}, psum[256] = {0};
-    CHECK(E <= 256, "at most 256 experts (got %d)", E);
-    float *q = a->host_dprobs; /* reuse as q storage first */
     for (size_t r = 0; r < R; r++) {
-        const float *pr = a->host_probs + r * E;
-        double mx = pr[0], s = 0;
-        for (int e = 1; e < E; e++) mx = pr[e] > mx ? pr[e] : mx;
-        for (int e = 0; e < E; e++) s += exp(pr[e] - mx);
-        for (int e = 0; e < E; e++) {
-            q[r * E + e] = (float)(exp(pr[e] - mx) / s);
-            psum[e] += q[r * E + e];
-        }
+        for (int e = 0; e < E; e++) psum[e] += a->host_probs[r * E + e];
         for (int k = 0; k < K; k++) count[a->host_topk[r * K + k]] += 1;
     }
     double aux = 0;
     for (int e = 0; e < E; e++) aux += (count[e] / R) * (psum[e] / R);
     aux *= E;
-    if (want_grad) {
-        /* d aux / d q_{r,e} = E * f_e / R; back through q = softmax(p). */
-        for (size_t r = 0; r < R; r++) {
-            float *qr = q + r * E;
-            double dot = 0, g[256];
-            for (int e = 0; e < E; e++) {
-                g[e] = E * (count[e] / R) / R;
-                dot += g[e] * qr[e];
-            }
-            for (int e = 0; e < E; e++) qr[e] = (float)(qr[e] * (g[e] - dot));
-        }
-    }
+    if (want_grad)
+        for (size_t r = 0; r < R; r++)
+            for (int e = 0; e < E; e++) a->host_dprobs[r * E + e] = (float)(E * (count[e] / R) / R);
     return (float)aux;
 }
