@@ -2,8 +2,9 @@
  * and the stub kernels_cuda() used when the CUDA backend is not built (the real one lives in
  * kernels/cuda/ and is compiled only with -DCISPO_CUDA=ON, which defines CISPO_HAVE_CUDA).
  *
- * The context owns only its workspace, allocated and freed through the table's own alloc/free so
- * it lives in the backend's memory space.
+ * The context owns its backend handle (ctx->impl, made by ops->impl_init when the table has one)
+ * and its workspace, allocated and freed through the table's own alloc/free so it lives in the
+ * backend's memory space.
  */
 #include "kernels/backend.h"
 
@@ -15,6 +16,7 @@ void kernel_ctx_init(KernelCtx *ctx, const KernelOps *ops, size_t ws_bytes) {
     ctx->impl = NULL;
     ctx->ws = NULL;
     ctx->ws_bytes = 0;
+    if (ops->impl_init) ops->impl_init(ctx);
     if (ws_bytes > 0) {
         ctx->ws = ops->alloc(ctx, ws_bytes);
         ctx->ws_bytes = ws_bytes;
@@ -26,6 +28,8 @@ void kernel_ctx_free(KernelCtx *ctx) {
     if (ctx->ops != NULL && ctx->ws != NULL) ctx->ops->free(ctx, ctx->ws);
     ctx->ws = NULL;
     ctx->ws_bytes = 0;
+    if (ctx->ops != NULL && ctx->ops->impl_free && ctx->impl) ctx->ops->impl_free(ctx);
+    ctx->impl = NULL;
 }
 
 #ifndef CISPO_HAVE_CUDA

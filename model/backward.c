@@ -105,7 +105,7 @@ static void attn_full_backward(Model *m, LayerActs *la, const LayerParams *lp, c
     const int NH = c->num_attention_heads, KVH = c->num_key_value_heads;
     ModelActs *a = m->acts;
     ZERO(a->d_a1, (size_t)N * A); /* d att */
-    model_linear_backward(m, a->d_a1, lg->wo, NULL, a->d_br, la->att, lp->wo, N, A, C);
+    model_linear_backward(m, a->d_a1, lg->wo, lg->bo, a->d_br, la->att, lp->wo, N, A, C);
     ZERO(a->d_q, (size_t)N * A);
     ZERO(a->d_k, (size_t)N * KA);
     ZERO(a->d_v, (size_t)N * KA);

@@ -127,7 +127,7 @@ static void decode_layer(Model *m, DecodeState *s, int l, int B, const SeqPack *
         const int *len1 = s->len_next;
         ops->attention_decode(ctx, la->att, la->q, s->kcache[l], s->vcache[l], len1, B, s->max_len, NH, KVH, HS,
                               1.0f / sqrtf((float)HS));
-        model_linear(m, a->tmp_c, la->att, lp->wo, NULL, B, A, C, 0.0f);
+        model_linear(m, a->tmp_c, la->att, lp->wo, lp->bo, B, A, C, 0.0f);
     }
     model_residual(m, la->xm, c->family == MODEL_MINIMAX ? la->n1 : x, aa, a->tmp_c, ab, B);
     ops->rmsnorm_forward(ctx, la->n2, la->rstd2, la->xm, lp->w_post, B, C, c->rms_norm_eps);

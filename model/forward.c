@@ -129,7 +129,7 @@ static void layer_forward(Model *m, int l, int N, const SeqPack *pack, DecodeSta
         if (cap) decode_capture_kv(m, cap, l, la->k, la->v, pack);
         ops->attention_forward(ctx, la->att, la->lse, la->q, la->k, la->v, pack, NH, c->num_key_value_heads, HS,
                                1.0f / sqrtf((float)HS));
-        model_linear(m, a->tmp_c, la->att, lp->wo, NULL, N, A, C, 0.0f);
+        model_linear(m, a->tmp_c, la->att, lp->wo, lp->bo, N, A, C, 0.0f);
     }
     const float *r1 = c->family == MODEL_MINIMAX ? la->n1 : la->x;
     model_residual(m, la->xm, r1, aa, a->tmp_c, ab, N);

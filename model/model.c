@@ -41,6 +41,7 @@ static void build_param_table(const ModelConfig *c, TensorTable *tt) {
             P("self_attn.v_proj.weight", 2, KA, C, 0);
             if (c->attention_bias) P("self_attn.v_proj.bias", 1, KA, 0, 0);
             P("self_attn.o_proj.weight", 2, C, A, 0);
+            if (c->attention_bias && c->family == MODEL_LLAMA) P("self_attn.o_proj.bias", 1, C, 0, 0);
         }
         if (model_is_moe(c)) {
             P("mlp.gate.weight", 2, c->num_local_experts, C, 0);
@@ -90,6 +91,7 @@ void model_param_ptrs(const Model *m, int use_grads, ParamPtrs *p) {
         G(bq, "self_attn.q_proj.bias");
         G(bk, "self_attn.k_proj.bias");
         G(bv, "self_attn.v_proj.bias");
+        G(bo, "self_attn.o_proj.bias");
         G(router, "mlp.gate.weight");
         G(gate_up, "mlp.experts.gate_up_proj");
         G(down, "mlp.experts.down_proj");

@@ -13,7 +13,8 @@ typedef struct {
     float *w_in, *w_post;                   /* (C) input_layernorm, post_attention_layernorm */
     float *qkv, *gate, *onorm, *out;        /* lightning: (3A,C) (A,C) (A) (C,A) */
     float *wq, *wk, *wv, *wo;               /* full: (A,C) (KA,C) (KA,C) (C,A) */
-    float *bq, *bk, *bv;                    /* qwen2 biases: (A) (KA) (KA) */
+    float *bq, *bk, *bv;                    /* q/k/v biases (qwen2; llama attention_bias): (A) (KA) (KA) */
+    float *bo;                              /* o_proj bias (llama attention_bias only): (C) */
     float *router, *gate_up, *down;         /* MoE: (E,C) (E,2F,C) (E,C,F) */
     float *mlp_gate, *mlp_up, *mlp_down;    /* dense: (F,C) (F,C) (C,F) */
 } LayerParams;

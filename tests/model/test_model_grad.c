@@ -55,6 +55,7 @@ static int routing_same(Fx *f, int save) {
 static void run_check(const ModelConfig *cfg, float coef) {
     Fx *f = calloc(1, sizeof(Fx));
     assert_int_equal(fixture_model(&f->m, &f->ctx, cfg, 32, NSEQ, 11, 0.3f), 0);
+    assert_int_equal(model_config_num_params(cfg), (long long)f->m.n_params);
     f->coef = coef;
     f->start[0] = 0;
     for (int b = 0; b < NSEQ; b++) f->start[b + 1] = f->start[b] + lens[b];
@@ -130,6 +131,8 @@ static void test_llama_untied_grad(void **state) {
     c.family = MODEL_LLAMA;
     c.attention_bias = 0;
     c.tie_word_embeddings = 0;
+    run_check(&c, 0.0f);
+    c.attention_bias = 1; /* llama's attention_bias adds q/k/v and o_proj biases */
     run_check(&c, 0.0f);
 }
 
