@@ -41,6 +41,7 @@ int decode_state_init(DecodeState *s, const Model *m, int max_batch, int max_len
         }
     }
     for (int b = 0; b <= max_batch; b++) s->start[b] = b;
+    s->logits_dev = ctx->ops->alloc(ctx, (size_t)max_batch * c->vocab_size * sizeof(float));
     return 0;
 }
 
@@ -52,6 +53,7 @@ void decode_state_free(DecodeState *s, const Model *m) {
         ctx->ops->free(ctx, s->kcache[l]);
         ctx->ops->free(ctx, s->vcache[l]);
     }
+    ctx->ops->free(ctx, s->logits_dev);
     free(s->lin_state);
     free(s->kcache);
     free(s->vcache);
@@ -73,13 +75,15 @@ void decode_capture_kv(Model *m, DecodeState *s, int l, const float *k, const fl
     }
 }
 
-/* LM head on rows h(B,C) into logits (B,V) (backend memory == host on CPU). */
-static void head_logits(Model *m, const float *h, int B, float *logits) {
+/* LM head on rows h(B,C) into host logits (B,V), through the state's backend buffer. */
+static void head_logits(Model *m, DecodeState *s, const float *h, int B, float *logits) {
     KernelCtx *ctx = m->ctx;
     ModelActs *a = m->acts;
+    const int V = m->cfg.vocab_size;
     ctx->ops->copy_h2d(ctx, a->targets, a->host_neg, (size_t)B * sizeof(int));
-    ctx->ops->lm_head_forward(ctx, a->logp, a->lse, logits, h, a->pp.lm_head, a->targets, B, m->cfg.hidden_size,
-                              m->cfg.vocab_size);
+    ctx->ops->lm_head_forward(ctx, a->logp, a->lse, s->logits_dev, h, a->pp.lm_head, a->targets, B,
+                              m->cfg.hidden_size, V);
+    ctx->ops->copy_d2h(ctx, logits, s->logits_dev, (size_t)B * V * sizeof(float));
 }
 
 void model_prefill(Model *m, DecodeState *s, const int *tokens, const SeqPack *pack, float *logits_last) {
@@ -95,7 +99,7 @@ void model_prefill(Model *m, DecodeState *s, const int *tokens, const SeqPack *p
                            (size_t)C * sizeof(float));
     }
     s->n_active = B;
-    head_logits(m, a->tmp_c, B, logits_last);
+    head_logits(m, s, a->tmp_c, B, logits_last);
 }
 
 static void decode_layer(Model *m, DecodeState *s, int l, int B, const SeqPack *one, float *x, float *x_next) {
@@ -159,7 +163,7 @@ void model_decode_step(Model *m, DecodeState *s, const int *tokens, float *logit
         y = t;
     }
     ops->rmsnorm_forward(ctx, a->nf, a->rstd_f, x, a->pp.w_final, B, C, c->rms_norm_eps);
-    head_logits(m, a->nf, B, logits);
+    head_logits(m, s, a->nf, B, logits);
     for (int b = 0; b < B; b++) s->len[b]++;
     m->last_N = 0; /* the saved activations no longer describe a training forward */
 }

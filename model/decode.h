@@ -24,6 +24,7 @@ typedef struct {
     float **vcache;    /* same shape as kcache */
     int *start;        /* (max_batch+1) host: 0..B, the one-token-per-slot SeqPack of a decode step */
     int *len_next;     /* (max_batch) host: len + 1 during a step (attention_decode lengths) */
+    float *logits_dev; /* (max_batch, V) backend: the LM head writes here, then logits go to the host */
 } DecodeState;
 
 int decode_state_init(DecodeState *s, const Model *m, int max_batch, int max_len);

@@ -63,7 +63,8 @@ int model_load_hf(Model *m, const char *dir, KernelCtx *ctx, int max_tokens, int
 int model_save_hf(const Model *m, const char *dir, StDtype dtype);
 
 /* Forward over a packed batch (tokens(N), targets(N), both host memory; targets[n] < 0 means no
- * target). Writes logp(N) (host) and, when logits_out (N,V host) is non-NULL, the full logits.
+ * target). Writes logp(N) (host) and, when logits_out (N,V) is non-NULL, the full logits there
+ * (backend memory: host on the CPU backend; tests and goldens use it).
  * Saves what model_backward needs. Sets m->aux_loss (the HF load-balancing loss over the tokens of
  * this call, 0 for dense models). N = pack->start[B] <= max_tokens. */
 void model_forward(Model *m, const int *tokens, const int *targets, const SeqPack *pack, float *logp,

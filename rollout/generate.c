@@ -29,6 +29,8 @@ int generator_init(Generator *g, Model *m, int max_batch, int max_prompt, int ma
     g->logits = xcalloc((size_t)max_batch * V, sizeof(float));
     g->tokens = xcalloc((size_t)max_batch * max_new, sizeof(int));
     g->logprobs = xcalloc((size_t)max_batch * max_new, sizeof(float));
+    g->probs_raw = xcalloc((size_t)max_batch * max_new, sizeof(float));
+    g->ent_sum = xcalloc((size_t)max_batch, sizeof(double));
     g->n_gen = xcalloc((size_t)max_batch, sizeof(int));
     g->stop = xcalloc((size_t)max_batch, sizeof(StopReason));
     g->rep_run = xcalloc((size_t)max_batch, sizeof(int));
@@ -42,6 +44,8 @@ void generator_free(Generator *g) {
     free(g->logits);
     free(g->tokens);
     free(g->logprobs);
+    free(g->probs_raw);
+    free(g->ent_sum);
     free(g->n_gen);
     free(g->stop);
     free(g->rep_run);
@@ -60,6 +64,8 @@ static int sample_step(Generator *g, int B, const GenParams *p, uint64_t stream_
                                rng_stream(stream_id, (uint64_t)b, 0, 0), (uint64_t)pos, &lp, &pr);
         g->tokens[(size_t)b * g->max_new + pos] = tok;
         g->logprobs[(size_t)b * g->max_new + pos] = lp;
+        g->probs_raw[(size_t)b * g->max_new + pos] = pr;
+        g->ent_sum[b] += g->smp.last_entropy;
         g->n_gen[b] = pos + 1;
         next[b] = tok;
         g->rep_run[b] = pr > p->rep_prob ? g->rep_run[b] + 1 : 0;
@@ -86,6 +92,7 @@ long rollout_generate(Generator *g, const int *prompts, const SeqPack *pack, con
         g->n_gen[b] = 0;
         g->stop[b] = STOP_NONE;
         g->rep_run[b] = 0;
+        g->ent_sum[b] = 0;
     }
     int next[1024];
     CHECK(B <= 1024, "generate: at most 1024 sequences per call");

@@ -33,6 +33,8 @@ typedef struct {
     /* outputs of the last rollout_generate */
     int *tokens;       /* (max_batch, max_new) */
     float *logprobs;   /* (max_batch, max_new) behaviour log-probs */
+    float *probs_raw;  /* (max_batch, max_new) probability under softmax(logits / T), before top-p */
+    double *ent_sum;   /* (max_batch) sum of the sampling distribution's entropy over the response */
     int *n_gen;        /* (max_batch) */
     StopReason *stop;  /* (max_batch) */
     int *rep_run;      /* (max_batch) current run of high-probability tokens */

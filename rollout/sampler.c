@@ -37,6 +37,7 @@ int sampler_draw(Sampler *s, const float *logits, float temperature, float top_p
     int best = 0;
     for (int v = 1; v < V; v++)
         if (logits[v] > logits[best]) best = v;
+    s->last_entropy = 0.0f;
     if (temperature <= 0.0f) {
         if (logprob) *logprob = 0.0f;
         if (prob_raw) *prob_raw = 1.0f;
@@ -58,8 +59,13 @@ int sampler_draw(Sampler *s, const float *logits, float temperature, float top_p
             if (mass >= top_p) break;
         }
     }
-    double kept = 0;
+    double kept = 0, ent = 0;
     for (int i = 0; i < n_keep; i++) kept += s->prob[s->order[i]];
+    for (int i = 0; i < n_keep; i++) {
+        double q = s->prob[s->order[i]] / kept;
+        if (q > 0) ent -= q * log(q);
+    }
+    s->last_entropy = (float)ent;
     double u = rng_uniform(seed, stream, counter) * kept, acc = 0;
     int tok = s->order[n_keep - 1];
     for (int i = 0; i < n_keep; i++) {

@@ -11,6 +11,7 @@ typedef struct {
     int V;
     float *prob; /* (V) scratch */
     int *order;  /* (V) scratch */
+    float last_entropy; /* entropy (nats) of the distribution of the last draw (0 for greedy) */
 } Sampler;
 
 void sampler_init(Sampler *s, int V);

@@ -23,7 +23,8 @@
 static const ConfigField kRunSchema[] = {
     F("run.seed", CFG_INT64, seed, "1", 1, 0, NULL, "master seed of every random stream"),
     F("run.dir", CFG_STRING, dir, "runs/demo", 1, 0, NULL, "run directory (created)"),
-    F("run.threads", CFG_INT, threads, "0", 0, 4096, NULL, "OpenBLAS threads (0 = all cores)"),
+    F("run.threads", CFG_INT, threads, "1", 0, 4096, NULL,
+      "OpenBLAS threads (0 = all cores; 1 is fastest for the demo: docs/perf-notes.md)"),
     F("run.backend", CFG_ENUM, backend, "cpu", 1, 0, "cpu|cuda", "compute backend"),
     F("run.log_level", CFG_ENUM, log_level, "info", 1, 0, "debug|info|warn|error", "log verbosity"),
 
@@ -54,6 +55,75 @@ static const ConfigField kRunSchema[] = {
     F("generate.top_p", CFG_FLOAT, top_p, "0.95", 1e-6, 1, NULL, "nucleus sampling mass"),
     F("generate.num_samples", CFG_INT, num_samples, "4", 1, 65536, NULL, "sequences decoded together"),
 
+
+    F("data.tasks", CFG_STRING, tasks, "runsum", 1, 0, NULL, "comma-separated task families (add, mul, runsum, ...)"),
+    F("data.difficulty_min", CFG_INT, difficulty_min, "3", 1, 1000, NULL, "lowest difficulty drawn"),
+    F("data.difficulty_max", CFG_INT, difficulty_max, "6", 1, 1000, NULL, "highest difficulty drawn"),
+    F("data.jsonl", CFG_STRING, jsonl, "", 1, 0, NULL, "JSONL dataset ({prompt, answer}) used instead of data.tasks"),
+    F("data.strict", CFG_BOOL, strict, "false", 1, 0, NULL, "a malformed dataset line stops the run"),
+    F("data.eval_seed", CFG_INT64, eval_seed, "1000003", 1, 0, NULL, "seed of the held-out problems"),
+    F("data.eval_size", CFG_INT, eval_size, "128", 1, 1 << 20, NULL, "held-out problems per evaluation"),
+
+    F("sft.steps", CFG_INT, sft_steps, "300", 0, 1 << 24, NULL, "supervised steps (0 = none)"),
+    F("sft.batch_size", CFG_INT, sft_batch, "32", 1, 1 << 16, NULL, "sequences per SFT step"),
+    F("sft.lr", CFG_FLOAT, sft_lr, "2e-3", 0, 1, NULL, "SFT learning rate"),
+    F("sft.warmup_steps", CFG_INT, sft_warmup, "20", 0, 1 << 24, NULL, "SFT learning-rate warm-up"),
+    F("sft.noise", CFG_FLOAT, sft_noise, "0.05", 0, 1, NULL,
+      "probability of a slip per reasoning step in the demonstrations (noisy SFT)"),
+
+    F("rl.sft_first", CFG_BOOL, sft_first, "true", 1, 0, NULL, "run SFT before RL (else start from model.path)"),
+    F("rl.algo", CFG_ENUM, algo, "cispo", 1, 0, "cispo|ppo|grpo|dapo", "policy loss"),
+    F("rl.steps", CFG_INT, rl_steps, "40", 0, 1 << 24, NULL, "generation batches (RL steps)"),
+    F("rl.prompts_per_step", CFG_INT, prompts_per_step, "16", 1, 1 << 16, NULL, "groups per generation batch"),
+    F("rl.group_size", CFG_INT, group_size, "8", 1, 4096, NULL, "responses per prompt G"),
+    F("rl.minibatches", CFG_INT, minibatches, "4", 1, 4096, NULL, "optimizer updates per generation batch"),
+    F("rl.lr", CFG_FLOAT, lr, "3e-4", 0, 1, NULL, "RL learning rate"),
+    F("rl.warmup_steps", CFG_INT, warmup_steps, "0", 0, 1 << 24, NULL, "RL learning-rate warm-up (updates)"),
+    F("rl.weight_decay", CFG_FLOAT, weight_decay, "0", 0, 10, NULL, "AdamW weight decay"),
+    F("rl.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip (0 = off)"),
+    F("rl.beta1", CFG_FLOAT, beta1, "0.9", 0, 0.999999, NULL, "AdamW beta1"),
+    F("rl.beta2", CFG_FLOAT, beta2, "0.95", 0, 0.999999, NULL, "AdamW beta2 (M1: 0.95)"),
+    F("rl.adam_eps", CFG_FLOAT, adam_eps, "1e-15", 0, 1, NULL, "AdamW epsilon (M1: 1e-15)"),
+    F("rl.old_logp", CFG_ENUM, old_logp, "learner", 1, 0, "learner|rollout",
+      "old log-probs: recomputed by the learner, or the rollout's behaviour log-probs"),
+    F("rl.dynamic_sampling", CFG_BOOL, dynamic_sampling, "true", 1, 0, NULL,
+      "drop groups whose rewards are all equal and sample more (DAPO; M1 uses it)"),
+    F("rl.max_gen_batches", CFG_INT, max_gen_batches, "4", 0, 1 << 20, NULL,
+      "generation rounds to fill a batch (0 = unlimited)"),
+    F("rl.adv_std", CFG_ENUM, adv_std, "sample", 1, 0, "sample|population|none",
+      "std estimator of the group advantage (none = Dr. GRPO)"),
+    F("rl.adv_eps", CFG_FLOAT, adv_eps, "1e-6", 0, 1, NULL, "added to the group std"),
+    F("rl.eval_every", CFG_INT, eval_every, "0", 0, 1 << 24, NULL, "held-out evaluation every n steps (0 = ends only)"),
+
+    F("loss.cispo_c_high", CFG_FLOAT, cispo_c_high, "5.0", 1, 1e9, NULL, "CISPO: absolute upper bound on the IS weight"),
+    F("loss.cispo_c_low", CFG_FLOAT, cispo_c_low, "0", 0, 1, NULL, "CISPO: absolute lower bound (0 = none)"),
+    F("loss.cispo_mask", CFG_BOOL, cispo_mask, "false", 1, 0, NULL, "CISPO: the unified token mask (M1 Eq. 7)"),
+    F("loss.eps_low", CFG_FLOAT, eps_low, "0.2", 0, 1, NULL, "clip offset below 1 (PPO/GRPO/DAPO, mask)"),
+    F("loss.eps_high", CFG_FLOAT, eps_high, "0.28", 0, 1e9, NULL, "clip offset above 1 (DAPO clip-higher: 0.28)"),
+    F("loss.dual_clip_c", CFG_FLOAT, dual_clip_c, "0", 0, 1e9, NULL, "PPO dual clip constant (0 = off; verl: 3)"),
+    F("loss.kl_beta", CFG_FLOAT, kl_beta, "0.04", 0, 100, NULL, "GRPO: k3 KL coefficient"),
+    F("loss.agg", CFG_ENUM, agg, "token-mean", 1, 0, "token-mean|seq-mean-token-mean|seq-mean-token-sum-norm|mixed",
+      "loss aggregation"),
+    F("loss.agg_alpha", CFG_FLOAT, agg_alpha, "0.5", 0, 1, NULL, "mixed: weight of token-mean"),
+    F("loss.overlong_penalty", CFG_BOOL, overlong, "false", 1, 0, NULL, "DAPO soft overlong punishment"),
+    F("loss.overlong_cache", CFG_INT, overlong_cache, "16", 1, 1 << 24, NULL, "overlong ramp length (tokens)"),
+
+    F("rollout.temperature", CFG_FLOAT, rl_temperature, "1.0", 0, 10, NULL, "sampling temperature of RL rollouts"),
+    F("rollout.top_p", CFG_FLOAT, rl_top_p, "1.0", 1e-6, 1, NULL, "nucleus mass of RL rollouts"),
+    F("rollout.max_new_tokens", CFG_INT, rl_max_new, "64", 1, 1 << 24, NULL, "output budget per response"),
+    F("rollout.rep_count", CFG_INT, rep_count, "3000", 0, 1 << 24, NULL,
+      "repetition stop: consecutive tokens (M1: 3000; 0 = off) ..."),
+    F("rollout.rep_prob", CFG_FLOAT, rep_prob, "0.99", 0, 1, NULL, "... each with probability above this (M1: 0.99)"),
+
+    F("reward.correct", CFG_FLOAT, reward_correct, "1", -1e6, 1e6, NULL, "reward of a correct answer"),
+    F("reward.wrong", CFG_FLOAT, reward_wrong, "0", -1e6, 1e6, NULL, "reward of a wrong answer"),
+    F("reward.format_penalty", CFG_FLOAT, reward_format, "-0.5", -1e6, 1e6, NULL,
+      "added when the answer format is broken"),
+
+    F("eval.samples", CFG_INT, eval_k, "4", 1, 4096, NULL, "samples per held-out problem (pass@1 = mean)"),
+    F("eval.temperature", CFG_FLOAT, eval_temperature, "1.0", 0, 10, NULL, "evaluation temperature (M1: 1.0)"),
+    F("eval.top_p", CFG_FLOAT, eval_top_p, "1.0", 1e-6, 1, NULL, "evaluation nucleus mass"),
+
     {NULL, CFG_INT, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 
@@ -77,6 +147,15 @@ static int run_config_validate(const RunConfig *rc, const char *src) {
     if (rc->head_dim % 2 != 0)
         return err_set(ERR_CONFIG, "%s: model.head_dim (%d) must be even (RoPE rotates pairs of dimensions)", src,
                        rc->head_dim);
+    if (rc->difficulty_min > rc->difficulty_max)
+        return err_set(ERR_CONFIG, "%s: data.difficulty_min (%d) must be at most data.difficulty_max (%d)", src,
+                       rc->difficulty_min, rc->difficulty_max);
+    if (rc->minibatches > rc->prompts_per_step * rc->group_size)
+        return err_set(ERR_CONFIG, "%s: rl.minibatches (%d) exceeds the responses per step (%d x %d)", src,
+                       rc->minibatches, rc->prompts_per_step, rc->group_size);
+    if (rc->rl_max_new >= rc->max_seq_len)
+        return err_set(ERR_CONFIG, "%s: rollout.max_new_tokens (%d) must be less than model.max_seq_len (%d)", src,
+                       rc->rl_max_new, rc->max_seq_len);
     if (rc->max_new_tokens >= rc->max_seq_len)
         return err_set(ERR_CONFIG,
                        "%s: generate.max_new_tokens (%d) must be less than model.max_seq_len (%d), "

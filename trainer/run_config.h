@@ -42,6 +42,68 @@ typedef struct {
     double temperature;      /* generate.temperature (0 = greedy) */
     double top_p;            /* generate.top_p */
     int num_samples;         /* generate.num_samples: sequences decoded together */
+
+    /* data: where problems come from */
+    char tasks[256];         /* data.tasks: comma-separated task families ("runsum,add") */
+    int difficulty_min;      /* data.difficulty_min */
+    int difficulty_max;      /* data.difficulty_max */
+    char jsonl[512];         /* data.jsonl: a JSONL dataset used instead of data.tasks when set */
+    int strict;              /* data.strict: a malformed dataset line stops the run */
+    long long eval_seed;     /* data.eval_seed: seed of the held-out problems (never trained on) */
+    int eval_size;           /* data.eval_size: held-out problems per evaluation */
+
+    /* sft: supervised warm start on the tasks' worked solutions */
+    int sft_steps;           /* sft.steps */
+    int sft_batch;           /* sft.batch_size: sequences per step */
+    double sft_lr;           /* sft.lr */
+    int sft_warmup;          /* sft.warmup_steps */
+    double sft_noise;        /* sft.noise: probability of a slip per reasoning step in the demonstrations */
+
+    /* rl: the RL loop */
+    int sft_first;           /* rl.sft_first: run SFT before RL (else start from model.path) */
+    char algo[16];           /* rl.algo: cispo | ppo | grpo | dapo */
+    int rl_steps;            /* rl.steps: generation batches */
+    int prompts_per_step;    /* rl.prompts_per_step: groups per generation batch */
+    int group_size;          /* rl.group_size: G responses per prompt */
+    int minibatches;         /* rl.minibatches: optimizer updates per generation batch */
+    double lr;               /* rl.lr */
+    int warmup_steps;        /* rl.warmup_steps */
+    double weight_decay;     /* rl.weight_decay */
+    double grad_clip;        /* rl.grad_clip */
+    double beta1, beta2, adam_eps; /* rl.beta1, rl.beta2, rl.adam_eps (M1: 0.9, 0.95, 1e-15) */
+    char old_logp[16];       /* rl.old_logp: learner | rollout */
+    int dynamic_sampling;    /* rl.dynamic_sampling: drop groups whose rewards are all equal */
+    int max_gen_batches;     /* rl.max_gen_batches: generation rounds to fill one batch (0 = unlimited) */
+    char adv_std[16];        /* rl.adv_std: sample | population | none */
+    double adv_eps;          /* rl.adv_eps */
+    int eval_every;          /* rl.eval_every: held-out evaluation every n steps (0 = before and after only) */
+
+    /* loss */
+    double cispo_c_high;     /* loss.cispo_c_high: absolute upper bound on the IS weight */
+    double cispo_c_low;      /* loss.cispo_c_low: absolute lower bound (0 = none) */
+    int cispo_mask;          /* loss.cispo_mask: the unified token mask of M1 Eq. 7 */
+    double eps_low, eps_high;/* loss.eps_low, loss.eps_high: PPO/GRPO/DAPO clip offsets (and the mask's) */
+    double dual_clip_c;      /* loss.dual_clip_c: PPO dual clip (0 = off) */
+    double kl_beta;          /* loss.kl_beta: GRPO k3 KL coefficient */
+    char agg[32];            /* loss.agg: token-mean | seq-mean-token-mean | seq-mean-token-sum-norm | mixed */
+    double agg_alpha;        /* loss.agg_alpha: weight of token-mean in mixed */
+    int overlong;            /* loss.overlong_penalty: DAPO soft overlong punishment */
+    int overlong_cache;      /* loss.overlong_cache: its ramp length in tokens */
+
+    /* rollout */
+    double rl_temperature;   /* rollout.temperature */
+    double rl_top_p;         /* rollout.top_p */
+    int rl_max_new;          /* rollout.max_new_tokens: output budget */
+    int rep_count;           /* rollout.rep_count: repetition stop after this many tokens ... */
+    double rep_prob;         /* rollout.rep_prob: ... each with probability above this */
+
+    /* reward */
+    double reward_correct, reward_wrong, reward_format; /* reward.correct, reward.wrong, reward.format_penalty */
+
+    /* eval */
+    int eval_k;              /* eval.samples: samples per problem (pass@1 = mean, pass@k) */
+    double eval_temperature; /* eval.temperature */
+    double eval_top_p;       /* eval.top_p */
 } RunConfig;
 
 /* Defaults, then `path` (may be NULL), then each override "section.key=value" in order, then

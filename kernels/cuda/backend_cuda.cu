@@ -1,0 +1,77 @@
+/* kernels/cuda/backend_cuda.cu: the CUDA backend's KernelOps table and kernels_cuda().
+ *
+ * FP32 throughout (cuBLAS SGEMM without TF32, FP32 kernels with float64 where the CPU reference
+ * sums in float64), so it matches the CPU reference (kernels/cpu/) to about 1e-6 relative. The ops
+ * live in the other files of kernels/cuda/ (declared in cuda_ops.h); this file only wires them up.
+ * kernels_cuda() returns NULL when no device is visible, so callers can fall back to the CPU.
+ */
+#include "kernels/cuda/cuda_ops.h"
+
+static const KernelOps cuda_ops = {
+    .name = "cuda",
+
+    .alloc = alloc_cuda,
+    .free = free_cuda,
+    .copy_h2d = copy_h2d_cuda,
+    .copy_d2h = copy_d2h_cuda,
+    .copy_d2d = copy_d2d_cuda,
+    .zero = zero_cuda,
+    .sync = sync_cuda,
+
+    .gemm = gemm_cuda,
+
+    .axpby = axpby_cuda,
+    .scale = scale_cuda,
+    .silu_forward = silu_forward_cuda,
+    .silu_backward = silu_backward_cuda,
+    .sigmoid_gate_forward = sigmoid_gate_forward_cuda,
+    .sigmoid_gate_backward = sigmoid_gate_backward_cuda,
+    .swiglu_forward = swiglu_forward_cuda,
+    .swiglu_backward = swiglu_backward_cuda,
+
+    .embedding_forward = embedding_forward_cuda,
+    .embedding_backward = embedding_backward_cuda,
+    .rmsnorm_forward = rmsnorm_forward_cuda,
+    .rmsnorm_backward = rmsnorm_backward_cuda,
+
+    .rope_forward = rope_forward_cuda,
+    .rope_backward = rope_backward_cuda,
+
+    .lightning_forward = lightning_forward_cuda,
+    .lightning_backward = lightning_backward_cuda,
+    .lightning_decode = lightning_decode_cuda,
+    .lightning_ws_bytes = lightning_ws_bytes_cuda,
+
+    .attention_forward = attention_forward_cuda,
+    .attention_backward = attention_backward_cuda,
+    .attention_decode = attention_decode_cuda,
+    .attention_ws_bytes = attention_ws_bytes_cuda,
+
+    .moe_route_forward = moe_route_forward_cuda,
+    .moe_route_backward = moe_route_backward_cuda,
+    .moe_sort = moe_sort_cuda,
+    .moe_permute_forward = moe_permute_forward_cuda,
+    .moe_permute_backward = moe_permute_backward_cuda,
+    .moe_combine_forward = moe_combine_forward_cuda,
+    .moe_combine_backward = moe_combine_backward_cuda,
+
+    .lm_head_forward = lm_head_forward_cuda,
+    .lm_head_backward = lm_head_backward_cuda,
+    .lm_head_ws_bytes = lm_head_ws_bytes_cuda,
+
+    .adamw = adamw_cuda,
+    .sumsq = sumsq_cuda,
+
+    .impl_init = impl_init_cuda,
+    .impl_free = impl_free_cuda,
+};
+
+const KernelOps *kernels_cuda(void) {
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    if (err != cudaSuccess || n <= 0) {
+        (void)cudaGetLastError(); /* clear the error so later runtime calls do not see it */
+        return NULL;
+    }
+    return &cuda_ops;
+}

@@ -1,0 +1,151 @@
+/* kernels/cuda/cuda_common.h: what every file of the CUDA backend shares (CUDA C++ only).
+ *
+ * - Check macros (DESIGN.md §6): CUDA_CHECK and CUBLAS_CHECK wrap every library call and abort
+ *   through core/error.h's check_fail (rank, function, file:line, the call and the library's error
+ *   string; MPI_Abort when MPI is up); CUDA_LAUNCH_CHECK() follows every kernel launch;
+ *   DEV_CHECK is the device-side CHECK (printf of file:line and the values, then __trap(), so the
+ *   next CUDA_CHECK on the host aborts).
+ * - CudaImpl, the backend handle behind ctx->impl: the cuBLAS handle, the stream every op runs on
+ *   (the legacy default stream, so the synchronous cudaMemcpy of copy_h2d/copy_d2h is ordered with
+ *   the kernels), and fixed-capacity scratch for per-call metadata that arrives in host memory
+ *   (SeqPack offsets and positions, decay slopes, RoPE frequencies, decode lengths), uploaded with
+ *   cudaMemcpyAsync on that stream (a later upload is ordered after the kernels that read the last).
+ * - Small device helpers every kernel file uses (block-wide sum/max, the sequence of a packed token):
+ *   the only device code in a header.
+ * - Launch helpers for grid-stride loops.
+ */
+#ifndef CISPO_KERNELS_CUDA_COMMON_H
+#define CISPO_KERNELS_CUDA_COMMON_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "core/error.h"
+#include "kernels/backend.h"
+}
+
+#define CUDA_CHECK(call)                                                                                    \
+    do {                                                                                                    \
+        cudaError_t cuda_err_ = (call);                                                                     \
+        if (cuda_err_ != cudaSuccess)                                                                       \
+            check_fail(__func__, __FILE__, __LINE__, #call, "CUDA error %s: %s", cudaGetErrorName(cuda_err_), \
+                       cudaGetErrorString(cuda_err_));                                                      \
+    } while (0)
+
+#define CUBLAS_CHECK(call)                                                                                  \
+    do {                                                                                                    \
+        cublasStatus_t blas_st_ = (call);                                                                   \
+        if (blas_st_ != CUBLAS_STATUS_SUCCESS)                                                              \
+            check_fail(__func__, __FILE__, __LINE__, #call, "cuBLAS error %s: %s", cublasGetStatusName(blas_st_), \
+                       cublasGetStatusString(blas_st_));                                                    \
+    } while (0)
+
+/* After every kernel launch: a bad configuration is reported here, a fault in the kernel at the next
+ * synchronising call. */
+#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+
+/* Device-side invariant check: prints and traps (the context is then unusable; the host's next
+ * CUDA_CHECK aborts). */
+#define DEV_CHECK(cond, fmt, ...)                                                                  \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            printf("%s:%d: device CHECK failed: %s: " fmt "\n", __FILE__, __LINE__, #cond, __VA_ARGS__); \
+            __trap();                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Scratch capacities (CHECKed at every use). */
+#define CUDA_MAX_SEQS (1 << 16)     /* sequences in a SeqPack or decode batch */
+#define CUDA_MAX_HEADS 4096         /* heads of one lightning call (slopes) */
+#define CUDA_MAX_ROT_HALF 512       /* rot_dim / 2 */
+#define CUDA_MAX_PARTIALS 1024      /* blocks of the sumsq reduction */
+#define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort (host staging) */
+
+typedef struct {
+    cublasHandle_t blas;
+    cudaStream_t stream; /* all ops run here (0: the legacy default stream) */
+    int *d_start;        /* (CUDA_MAX_SEQS+1) SeqPack start, device */
+    int *d_pos0;         /* (CUDA_MAX_SEQS) SeqPack pos0 (zeros when NULL), or decode len, device */
+    float *d_slopes;     /* (CUDA_MAX_HEADS) lightning slopes, device */
+    float *d_inv_freq;   /* (CUDA_MAX_ROT_HALF) RoPE inverse frequencies, device */
+    double *d_partial;   /* (CUDA_MAX_PARTIALS) sumsq per-block sums, device */
+    double *h_partial;   /* (CUDA_MAX_PARTIALS) pinned host copy */
+    int *h_topk;         /* (CUDA_MAX_SORT_SLOTS) pinned host staging for moe_sort */
+    int smem_optin;      /* largest dynamic shared memory a block may opt in to (bytes) */
+} CudaImpl;
+
+/* A SeqPack uploaded to the impl's scratch. */
+typedef struct {
+    int B;            /* sequences */
+    int N;            /* packed tokens = start[B] */
+    int max_len;      /* longest sequence */
+    const int *start; /* (B+1) device */
+    const int *pos0;  /* (B) device, zeros where the host pack had none */
+} DevPack;
+
+/* The handle of a CUDA context (CHECKs that impl_init ran). */
+CudaImpl *cuda_impl(KernelCtx *ctx);
+/* Validate a host SeqPack (start[0] = 0, non-decreasing, B <= CUDA_MAX_SEQS) and upload it. */
+DevPack cuda_pack_upload(KernelCtx *ctx, const SeqPack *pack, const char *op);
+
+#define CUDA_THREADS 256
+
+/* for (size_t i = ...) over [0, n) in a grid-stride loop */
+#define GRID_STRIDE_LOOP(i, n) \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(n); i += (size_t)gridDim.x * blockDim.x)
+
+/* Launch a grid-stride kernel over n elements on ctx's stream (nothing when n == 0). */
+#define LAUNCH_1D(ctx, kernel, n, ...)                                                               \
+    do {                                                                                             \
+        if ((n) > 0) {                                                                               \
+            kernel<<<cuda_grid(n), CUDA_THREADS, 0, cuda_impl(ctx)->stream>>>(__VA_ARGS__);          \
+            CUDA_LAUNCH_CHECK();                                                                     \
+        }                                                                                            \
+    } while (0)
+
+/* Blocks for a grid-stride loop over n elements (n > 0). */
+static inline unsigned cuda_grid(size_t n) {
+    size_t b = (n + CUDA_THREADS - 1) / CUDA_THREADS;
+    return (unsigned)(b < 65536 ? b : 65536);
+}
+
+/* Sequence holding packed token t: the last b with start[b] <= t (skips empty sequences). */
+static __device__ __forceinline__ int dev_find_seq(const int *start, int B, int t) {
+    int lo = 0, hi = B - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (start[mid] <= t) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Block-wide sum / max; every thread gets the result. sh needs 32 slots of T. Call from all threads. */
+template <typename T>
+static __device__ __forceinline__ T block_sum(T v, T *sh) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    __syncthreads(); /* sh may still be read by a previous reduction */
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    T r = 0;
+    for (int w = 0; w < nw; w++) r += sh[w];
+    return r;
+}
+
+static __device__ __forceinline__ float block_max(float v, float *sh) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    __syncthreads();
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    float r = sh[0];
+    for (int w = 1; w < nw; w++) r = fmaxf(r, sh[w]);
+    return r;
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* kernels/cuda/cuda_ops.h: the CUDA backend's op implementations (internal to kernels/cuda).
+ * Each function implements the KernelOps member of the same name without the _cuda suffix;
+ * semantics, shapes and the accumulate convention are those of kernels/backend.h, with the CPU ops
+ * (kernels/cpu/) as the reference. Pointers are device pointers except where backend.h says host.
+ * backend_cuda.cu assembles them into the table returned by kernels_cuda().
+ */
+#ifndef CISPO_KERNELS_CUDA_OPS_H
+#define CISPO_KERNELS_CUDA_OPS_H
+
+#include "kernels/cuda/cuda_common.h"
+
+extern "C" {
+void *alloc_cuda(KernelCtx *ctx, size_t bytes);
+void free_cuda(KernelCtx *ctx, void *p);
+void copy_h2d_cuda(KernelCtx *ctx, void *dst, const void *src_host, size_t bytes);
+void copy_d2h_cuda(KernelCtx *ctx, void *dst_host, const void *src, size_t bytes);
+void copy_d2d_cuda(KernelCtx *ctx, void *dst, const void *src, size_t bytes);
+void zero_cuda(KernelCtx *ctx, void *p, size_t bytes);
+void sync_cuda(KernelCtx *ctx);
+void gemm_cuda(KernelCtx *ctx, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void axpby_cuda(KernelCtx *ctx, float *y, float a, const float *x, float b, size_t n);
+void scale_cuda(KernelCtx *ctx, float *y, const float *x, float s, size_t n);
+void silu_forward_cuda(KernelCtx *ctx, float *out, const float *x, size_t n);
+void silu_backward_cuda(KernelCtx *ctx, float *dx, const float *dout, const float *x, size_t n);
+void sigmoid_gate_forward_cuda(KernelCtx *ctx, float *out, const float *g, const float *a, size_t n);
+void sigmoid_gate_backward_cuda(KernelCtx *ctx, float *dg, float *da, const float *dout, const float *g, const float *a, size_t n);
+void swiglu_forward_cuda(KernelCtx *ctx, float *out, const float *gate_up, int R, int F);
+void swiglu_backward_cuda(KernelCtx *ctx, float *dgate_up, const float *dout, const float *gate_up, int R, int F);
+void embedding_forward_cuda(KernelCtx *ctx, float *out, const int *tokens, const float *wte, int N, int C);
+void embedding_backward_cuda(KernelCtx *ctx, float *dwte, const float *dout, const int *tokens, int N, int C);
+void rmsnorm_forward_cuda(KernelCtx *ctx, float *out, float *rstd, const float *x, const float *w, int N, int C, float eps);
+void rmsnorm_backward_cuda(KernelCtx *ctx, float *dx, float *dw, const float *dout, const float *x, const float *w, const float *rstd, int N, int C);
+void rope_forward_cuda(KernelCtx *ctx, float *x, const SeqPack *pack, int nh, int HS, int rot_dim, float theta);
+void rope_backward_cuda(KernelCtx *ctx, float *dx, const SeqPack *pack, int nh, int HS, int rot_dim, float theta);
+void lightning_forward_cuda(KernelCtx *ctx, float *out, float *kv_out, const float *qkv, const float *kv_in, const float *slopes, const SeqPack *pack, int NH, int HS, int block);
+void lightning_backward_cuda(KernelCtx *ctx, float *dqkv, float *dkv_in, const float *dout, const float *qkv, const float *kv_in, const float *slopes, const SeqPack *pack, int NH, int HS, int block);
+void lightning_decode_cuda(KernelCtx *ctx, float *out, float *state, const float *qkv, const float *slopes, int B, int NH, int HS);
+size_t lightning_ws_bytes_cuda(int max_seq_len, int NH, int HS, int block);
+void attention_forward_cuda(KernelCtx *ctx, float *out, float *lse, const float *q, const float *k, const float *v, const SeqPack *pack, int NH, int KVH, int HS, float scale);
+void attention_backward_cuda(KernelCtx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v, const float *out, const float *lse, const SeqPack *pack, int NH, int KVH, int HS, float scale);
+void attention_decode_cuda(KernelCtx *ctx, float *out, const float *q, const float *kcache, const float *vcache, const int *len, int B, int Tmax, int NH, int KVH, int HS, float scale);
+size_t attention_ws_bytes_cuda(int max_seq_len, int NH, int HS);
+void moe_route_forward_cuda(KernelCtx *ctx, float *probs, int *topk_idx, float *topk_w, const float *logits, int N, int E, int K);
+void moe_route_backward_cuda(KernelCtx *ctx, float *dlogits, const float *dtopk_w, const float *dprobs, const float *probs, const int *topk_idx, const float *topk_w, int N, int E, int K);
+void moe_sort_cuda(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E);
+void moe_permute_forward_cuda(KernelCtx *ctx, float *xp, const float *x, const int *sorted, int NK, int K, int C);
+void moe_permute_backward_cuda(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, int NK, int K, int C);
+void moe_combine_forward_cuda(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted, int NK, int K, int C);
+void moe_combine_backward_cuda(KernelCtx *ctx, float *dyp, float *dtopk_w, const float *dy, const float *yp, const float *topk_w, const int *sorted, int NK, int K, int C);
+void lm_head_forward_cuda(KernelCtx *ctx, float *logp, float *lse, float *logits_out, const float *h, const float *W, const int *targets, int N, int C, int V);
+void lm_head_backward_cuda(KernelCtx *ctx, float *dh, float *dW, const float *dlogp, const float *dlse, const float *h, const float *W, const int *targets, const float *lse, int N, int C, int V);
+size_t lm_head_ws_bytes_cuda(int N, int C, int V);
+void adamw_cuda(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps, float wd, int t);
+double sumsq_cuda(KernelCtx *ctx, const float *x, size_t n);
+void impl_init_cuda(KernelCtx *ctx);
+void impl_free_cuda(KernelCtx *ctx);
+}
+
+#endif

@@ -1,0 +1,30 @@
+/* trainer/run.h: everything one command works with — the config, the backend context, the
+ * policy model, the tokenizer, the problems and a generator — set up once (all buffers sized
+ * here) and torn down once. The run directory gets the effective config.yaml.
+ */
+#ifndef CISPO_TRAINER_RUN_H
+#define CISPO_TRAINER_RUN_H
+
+#include "model/tokenizer.h"
+#include "rollout/generate.h"
+#include "trainer/problems.h"
+#include "trainer/run_config.h"
+
+typedef struct {
+    RunConfig rc;
+    KernelCtx ctx;
+    Model m;
+    Tokenizer tok;
+    ProblemSet ps;
+    Generator gen;
+    int max_prompt;   /* longest prompt (tokens) the buffers hold */
+    int max_sft;      /* longest SFT sequence (prompt + solution + EOS) */
+    int gen_batch;    /* sequences the generator decodes together */
+    int mb_seqs;      /* responses per learner mini-batch */
+} Run;
+
+/* `model_dir` (may be NULL) overrides model.path. Creates rc.dir and writes config.yaml there. */
+int run_open(Run *r, const RunConfig *rc, const char *model_dir);
+void run_close(Run *r);
+
+#endif
