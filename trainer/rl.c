@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "trainer/advantage.h"
+#include "trainer/dynamic_sampling.h"
 #include "trainer/eval.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
@@ -37,6 +38,10 @@ typedef struct {
     float *beh_prob;     /* (R, max_new) */
     float *reward, *adv; /* (R) */
     float *old_logp, *ref_logp; /* (R, max_new) */
+    /* scratch of one generation round (max_groups prompts x G) */
+    Problem *round_prob;
+    int *round_plen, *round_keep;
+    float *round_rew;
 } RlBatch;
 
 typedef struct {
@@ -66,6 +71,10 @@ static void batch_alloc(RlBatch *b, int max_groups, int G, int max_prompt, int m
     b->adv = xcalloc(R, sizeof(float));
     b->old_logp = xcalloc(R * max_new, sizeof(float));
     b->ref_logp = xcalloc(R * max_new, sizeof(float));
+    b->round_prob = xcalloc((size_t)max_groups, sizeof(Problem));
+    b->round_plen = xcalloc((size_t)max_groups, sizeof(int));
+    b->round_keep = xcalloc((size_t)max_groups, sizeof(int));
+    b->round_rew = xcalloc(R, sizeof(float));
 }
 
 static void batch_free(RlBatch *b) {
@@ -80,14 +89,18 @@ static void batch_free(RlBatch *b) {
     free(b->adv);
     free(b->old_logp);
     free(b->ref_logp);
+    free(b->round_prob);
+    free(b->round_plen);
+    free(b->round_keep);
+    free(b->round_rew);
 }
 
 /* One generation round of n prompts x G; scores every response, appends informative groups to b. */
 static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int *ptok, int *start) {
     const RunConfig *c = &r->rc;
     const int G = c->group_size, n = c->prompts_per_step;
-    Problem *probs = xmalloc((size_t)n * sizeof(Problem));
-    int *plen = xmalloc((size_t)n * sizeof(int)), N = 0;
+    Problem *probs = b->round_prob;
+    int *plen = b->round_plen, N = 0;
     for (int i = 0; i < n; i++) {
         uint64_t idx = ((uint64_t)step * (c->max_gen_batches > 0 ? c->max_gen_batches : 64) + round) * n + i;
         problems_train(&r->ps, idx, &probs[i]);
@@ -107,28 +120,25 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     gs->gen_tokens += rollout_generate(&r->gen, ptok, &pack, &gp, rng_stream(0x71, (uint64_t)step, (uint64_t)round, 0));
     gs->rounds++;
     const Generator *g = &r->gen;
-    float rew[4096];
-    CHECK(G <= 4096, "group size %d", G);
+    float *rew = b->round_rew;
+    int *keep = b->round_keep;
+    for (int q = 0; q < n * G; q++) {
+        RewardResult rr;
+        score_response(r, &probs[q / G], g->tokens + (size_t)q * g->max_new, g->n_gen[q], &rr);
+        rew[q] = rr.reward;
+        if (c->overlong) rew[q] += dapo_overlong_penalty(g->n_gen[q], c->rl_max_new, c->overlong_cache);
+        gs->n_resp++;
+        gs->n_correct += rr.correct;
+        gs->n_format += rr.format_ok;
+        gs->reward_sum += rew[q];
+        gs->stops[g->stop[q]]++;
+        gs->lens[gs->n_lens++] = g->n_gen[q];
+        gs->ent_sum += g->ent_sum[q];
+        for (int t = 0; t < g->n_gen[q]; t++) gs->logp_sum += g->logprobs[(size_t)q * g->max_new + t];
+    }
+    dynamic_sampling_filter(rew, n, G, c->dynamic_sampling, b->max_groups - b->n_groups, keep);
     for (int i = 0; i < n; i++) {
-        int all_same = 1;
-        for (int j = 0; j < G; j++) {
-            int q = i * G + j;
-            const int *tok = g->tokens + (size_t)q * g->max_new;
-            RewardResult rr;
-            score_response(r, &probs[i], tok, g->n_gen[q], &rr);
-            rew[j] = rr.reward;
-            if (c->overlong) rew[j] += dapo_overlong_penalty(g->n_gen[q], c->rl_max_new, c->overlong_cache);
-            gs->n_resp++;
-            gs->n_correct += rr.correct;
-            gs->n_format += rr.format_ok;
-            gs->reward_sum += rew[j];
-            gs->stops[g->stop[q]]++;
-            gs->lens[gs->n_lens++] = g->n_gen[q];
-            gs->ent_sum += g->ent_sum[q];
-            for (int t = 0; t < g->n_gen[q]; t++) gs->logp_sum += g->logprobs[(size_t)q * g->max_new + t];
-            if (rew[j] != rew[0]) all_same = 0;
-        }
-        if ((c->dynamic_sampling && all_same) || b->n_groups == b->max_groups) continue;
+        if (!keep[i]) continue;
         int k = b->n_groups++;
         b->prob[k] = probs[i];
         b->plen[k] = plen[i];
@@ -136,7 +146,7 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
         for (int j = 0; j < G; j++) {
             int q = i * G + j, d = k * G + j;
             b->rlen[d] = g->n_gen[q];
-            b->reward[d] = rew[j];
+            b->reward[d] = rew[q];
             memcpy(b->resp + (size_t)d * b->max_new, g->tokens + (size_t)q * g->max_new, (size_t)g->n_gen[q] * sizeof(int));
             memcpy(b->beh_logp + (size_t)d * b->max_new, g->logprobs + (size_t)q * g->max_new,
                    (size_t)g->n_gen[q] * sizeof(float));
@@ -144,8 +154,6 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
                    (size_t)g->n_gen[q] * sizeof(float));
         }
     }
-    free(probs);
-    free(plen);
 }
 
 /* Pack responses ids[0..n) (prompt + response minus its last token) with targets on the response. */

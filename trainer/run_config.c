@@ -64,7 +64,7 @@ static const ConfigField kRunSchema[] = {
     F("data.eval_seed", CFG_INT64, eval_seed, "1000003", 1, 0, NULL, "seed of the held-out problems"),
     F("data.eval_size", CFG_INT, eval_size, "128", 1, 1 << 20, NULL, "held-out problems per evaluation"),
 
-    F("sft.steps", CFG_INT, sft_steps, "300", 0, 1 << 24, NULL, "supervised steps (0 = none)"),
+    F("sft.steps", CFG_INT, sft_steps, "600", 0, 1 << 24, NULL, "supervised steps (0 = none)"),
     F("sft.batch_size", CFG_INT, sft_batch, "32", 1, 1 << 16, NULL, "sequences per SFT step"),
     F("sft.lr", CFG_FLOAT, sft_lr, "2e-3", 0, 1, NULL, "SFT learning rate"),
     F("sft.warmup_steps", CFG_INT, sft_warmup, "20", 0, 1 << 24, NULL, "SFT learning-rate warm-up"),
@@ -73,11 +73,11 @@ static const ConfigField kRunSchema[] = {
 
     F("rl.sft_first", CFG_BOOL, sft_first, "true", 1, 0, NULL, "run SFT before RL (else start from model.path)"),
     F("rl.algo", CFG_ENUM, algo, "cispo", 1, 0, "cispo|ppo|grpo|dapo", "policy loss"),
-    F("rl.steps", CFG_INT, rl_steps, "40", 0, 1 << 24, NULL, "generation batches (RL steps)"),
+    F("rl.steps", CFG_INT, rl_steps, "120", 0, 1 << 24, NULL, "generation batches (RL steps)"),
     F("rl.prompts_per_step", CFG_INT, prompts_per_step, "16", 1, 1 << 16, NULL, "groups per generation batch"),
     F("rl.group_size", CFG_INT, group_size, "8", 1, 4096, NULL, "responses per prompt G"),
     F("rl.minibatches", CFG_INT, minibatches, "4", 1, 4096, NULL, "optimizer updates per generation batch"),
-    F("rl.lr", CFG_FLOAT, lr, "3e-4", 0, 1, NULL, "RL learning rate"),
+    F("rl.lr", CFG_FLOAT, lr, "1e-4", 0, 1, NULL, "RL learning rate"),
     F("rl.warmup_steps", CFG_INT, warmup_steps, "0", 0, 1 << 24, NULL, "RL learning-rate warm-up (updates)"),
     F("rl.weight_decay", CFG_FLOAT, weight_decay, "0", 0, 10, NULL, "AdamW weight decay"),
     F("rl.grad_clip", CFG_FLOAT, grad_clip, "1.0", 0, 1e9, NULL, "global gradient-norm clip (0 = off)"),

@@ -1,0 +1,58 @@
+/* tests/trainer/test_rl_e2e.c: a short end-to-end run on an easy task — the demo model, running
+ * sums of 2-4 terms, 250 SFT steps on noisy demonstrations, then 30 CISPO steps — must raise
+ * held-out pass@1 (avg@4 at temperature 1, 64 problems never trained on) by at least 0.05.
+ * Measured when written: 0.191 -> 0.309 (+0.117) in about 90 s on two CPU cores.
+ * labels: slow
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "trainer/eval.h"
+#include "trainer/rl.h"
+#include "trainer/sft.h"
+
+static void test_rl_raises_heldout_accuracy(void **state) {
+    (void)state;
+    char dir[] = "/tmp/cispo_test_e2e_XXXXXX", dir_kv[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(dir_kv, sizeof dir_kv, "run.dir=%s", dir);
+    char *ov[] = {dir_kv, "sft.steps=250", "rl.steps=30", "rl.lr=1e-4", "data.difficulty_min=2", "data.difficulty_max=4",
+                  "data.eval_size=64", "eval.samples=4"};
+    RunConfig rc;
+    assert_int_equal(run_config_load(&rc, NULL, (int)(sizeof ov / sizeof ov[0]), ov), 0);
+    Run r;
+    int err = run_open(&r, &rc, NULL);
+    if (err) fprintf(stderr, "%s\n", err_msg());
+    assert_int_equal(err, 0);
+    SftResult sr;
+    RlResult rr;
+    EvalResult before, after;
+    assert_int_equal(sft_run(&r, &sr), 0);
+    assert_int_equal(eval_run(&r, &before), 0);
+    assert_int_equal(rl_run(&r, &rr), 0);
+    assert_int_equal(eval_run(&r, &after), 0);
+    fprintf(stderr, "held-out pass@1 %.3f -> %.3f (%+.3f), pass@4 %.3f -> %.3f; SFT %.0f s, RL %.0f s\n", before.pass1,
+            after.pass1, after.pass1 - before.pass1, before.passk, after.passk, sr.seconds, rr.seconds);
+    assert_true(before.pass1 > 0.05);                 /* SFT gave RL something to work with */
+    assert_true(after.pass1 - before.pass1 >= 0.05);  /* and RL raised it */
+    assert_true(after.format_rate > 0.9);
+    assert_int_equal(rr.skipped_updates, 0);
+    run_close(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    log_set_level(LOG_WARN);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rl_raises_heldout_accuracy)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
