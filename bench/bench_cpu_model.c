@@ -48,6 +48,16 @@ static double sgemm_gflops(int M, int N, int K, int reps) {
     return 2.0 * M * N * K / median(t, reps) / 1e9;
 }
 
+static double load_average(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 static void cpu_name(char *buf, size_t cap) {
     snprintf(buf, cap, "unknown CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -71,7 +81,7 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
     }
     const char *write_path = NULL;
-    int threads = 2, a = 1;
+    int threads = 0, a = 1;
     for (; a < argc && argv[a][0] == '-'; a++) {
         if (strcmp(argv[a], "--write") == 0 && a + 1 < argc) write_path = argv[++a];
         else if (strcmp(argv[a], "--threads") == 0 && a + 1 < argc) threads = atoi(argv[++a]);
@@ -83,6 +93,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     rc.threads = threads;
+    kernels_cpu_set_threads(threads);
+    threads = kernels_cpu_get_threads();
     enum { Bseq = 8, T = 256, N = Bseq * T };
     KernelCtx ctx;
     Model m;
@@ -92,6 +104,7 @@ int main(int argc, char **argv) {
     }
     const ModelConfig *c = &m.cfg;
     const int C = c->hidden_size, A = model_A(c), F = c->intermediate_size, V = c->vocab_size;
+    const double load = load_average(); /* before we load the machine ourselves */
     /* sgemm at the model's shapes (forward GEMMs of N tokens) */
     struct { const char *what; int M, Nn, K; } shapes[] = {
         {"qkv_proj", N, 3 * A, C}, {"out_proj", N, C, A}, {"expert gate_up", N / 2, 2 * F, C},
@@ -155,7 +168,8 @@ int main(int argc, char **argv) {
     cpu_name(cpu, sizeof cpu);
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
-    printf("B11 CPU model benchmark: %s, %d threads, cispo %s\n", cpu, threads, cispo_version());
+    printf("B11 CPU model benchmark: %s, %d threads, load average %.2f at start, cispo %s\n", cpu, threads, load,
+           cispo_version());
     printf("model: %s, %zu params, %d layers, hidden %d, vocab %d\n", model_family_name(c->family), m.n_params,
            c->num_hidden_layers, C, V);
     printf("%-16s %10s\n", "sgemm shape", "GFLOP/s");
@@ -169,10 +183,10 @@ int main(int argc, char **argv) {
     if (write_path) {
         FILE *f = fopen(write_path, "a");
         CHECK(f != NULL, "cannot append to %s", write_path);
-        fprintf(f, "| %s | B11 | %s, %d threads | %s | demo model (%zu params) | sgemm best %.0f GFLOP/s | fwd %.0f tok/s | "
-                   "fwd+bwd %.0f tok/s (%.0f%% of sgemm) | decode b%d %.0f tok/s | `build/bench/bench_cpu_model --write docs/benchmarks.md` |\n",
-                date, cpu, threads, cispo_version(), m.n_params, best, fwd_tps, fb_tps,
-                100 * 3 * f_tok * fb_tps / 1e9 / bound_gf, DB, dec_tps);
+        fprintf(f, "| %s | %s, %d threads, load %.2f | %s | %.0f | %.0f | %.0f (%.0f%%) | %.0f | "
+                   "`build/bench/bench_cpu_model --threads %d --write docs/benchmarks.md` |\n",
+                date, cpu, threads, load, cispo_version(), best, fwd_tps, fb_tps,
+                100 * 3 * f_tok * fb_tps / 1e9 / bound_gf, dec_tps, threads);
         fclose(f);
         printf("appended a row to %s\n", write_path);
     }

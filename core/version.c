@@ -1,7 +1,10 @@
-/* core/version.c: the build's version string from the compile definitions CMake sets on
- * cispo_core (CISPO_VERSION, CISPO_GIT_COMMIT); "unknown" where a definition is missing.
+/* core/version.c: the build's version string: CISPO_VERSION from CMake's project version, and
+ * CISPO_GIT_COMMIT from the header cmake/gen_commit.cmake writes at every build; "unknown" where
+ * either is missing.
  */
 #include "core/version.h"
+
+#include "cispo_commit.h"
 
 #ifndef CISPO_VERSION
 #define CISPO_VERSION "unknown"

@@ -18,22 +18,11 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/json_util.h"
 #include "core/log.h"
 
 #define JSONL_WHY_MAX 256
 
-static const char *json_type_name(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
 
 /* Append str (len bytes) + NUL to s->text; *off gets its offset. 0 or ERR_NOMEM. */
 static int text_append(JsonlSource *s, const char *str, size_t len, size_t *off) {

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/json_util.h"
 #include "core/log.h"
 
 static const char *const k_family_names[] = {"minimax", "qwen2", "llama"};
@@ -89,21 +90,9 @@ void model_config_defaults(ModelConfig *cfg, ModelFamily family) {
 /* ---------------------------------------------------------------------------------------------
  * Typed getters. Absent (and, where HF allows None, null) keys leave *out unchanged. */
 
-static const char *json_kind(const json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a real number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
-    }
-}
 
 static int type_error(const char *path, const char *key, const char *want, const json_t *v) {
-    return err_set(ERR_FORMAT, "%s: \"%s\" must be %s, got %s", path, key, want, json_kind(v));
+    return err_set(ERR_FORMAT, "%s: \"%s\" must be %s, got %s", path, key, want, json_type_name(v));
 }
 
 /* Integer in [min, INT_MAX]; null leaves *out unchanged. */

@@ -47,7 +47,7 @@ int cmd_sft(int argc, char **argv) {
     int st = cli_load_config("sft", argc, argv, &rc);
     if (st) return st;
     Run r;
-    if (run_open(&r, &rc, NULL)) return fail("sft", &r);
+    if (run_open(&r, &rc, NULL, 1)) return fail("sft", &r);
     SftResult sr;
     if (sft_run(&r, &sr) || save_model(&r, "sft_model")) return fail("sft", &r);
     printf("SFT: %d steps in %.1f s (%.0f tokens/s), loss %.4f -> %.4f\n", sr.steps, sr.seconds, sr.tokens_per_s,
@@ -65,7 +65,7 @@ int cmd_train(int argc, char **argv) {
     if (st) return st;
     Run r;
     double t0 = time_now_s();
-    if (run_open(&r, &rc, NULL)) return fail("train", &r);
+    if (run_open(&r, &rc, NULL, 1)) return fail("train", &r);
     json_t *sum = json_object();
     if (rc.sft_first && rc.sft_steps > 0) {
         SftResult sr;
@@ -122,7 +122,7 @@ int cmd_eval(int argc, char **argv) {
     if (st) return st;
     rc.sft_steps = 0;
     Run r;
-    if (run_open(&r, &rc, model)) return fail("eval", &r);
+    if (run_open(&r, &rc, model, 0)) return fail("eval", &r);
     EvalResult e;
     eval_run(&r, &e);
     print_eval("held-out:", &e);

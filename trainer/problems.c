@@ -48,6 +48,7 @@ int problems_init(ProblemSet *ps, const RunConfig *rc) {
             return err;
         }
         long n = jsonl_source_count(ps->jsonl);
+        log_info("%s: %ld problems, %ld malformed lines skipped", rc->jsonl, n, jsonl_source_malformed(ps->jsonl));
         if (n < 2 * (long)rc->eval_size)
             return err_set(ERR_CONFIG, "data.jsonl %s has %ld usable problems; data.eval_size %d needs at least %d",
                            rc->jsonl, n, rc->eval_size, 2 * rc->eval_size);

@@ -27,18 +27,20 @@ static void measure_lengths(Run *r, int *max_prompt, int *max_sft) {
     *max_sft = best_s + best_s / 4 + 8;
 }
 
-int run_open(Run *r, const RunConfig *rc, const char *model_dir) {
+int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_config) {
     memset(r, 0, sizeof(*r));
     r->rc = *rc;
     if (model_dir) snprintf(r->rc.model_path, sizeof r->rc.model_path, "%s", model_dir);
     int err = fs_mkdir_p(r->rc.dir);
     if (err) return err;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/config.yaml", r->rc.dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return err_set(ERR_IO, "cannot write %s", path);
-    run_config_print(f, &r->rc);
-    fclose(f);
+    if (write_config) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/config.yaml", r->rc.dir);
+        FILE *f = fopen(path, "w");
+        if (!f) return err_set(ERR_IO, "cannot write %s", path);
+        run_config_print(f, &r->rc);
+        if (fclose(f) != 0) return err_set(ERR_IO, "cannot write %s", path);
+    }
     tokenizer_byte_init(&r->tok);
     if ((err = problems_init(&r->ps, &r->rc))) return err;
     measure_lengths(r, &r->max_prompt, &r->max_sft);

@@ -23,8 +23,9 @@ typedef struct {
     int mb_seqs;      /* responses per learner mini-batch */
 } Run;
 
-/* `model_dir` (may be NULL) overrides model.path. Creates rc.dir and writes config.yaml there. */
-int run_open(Run *r, const RunConfig *rc, const char *model_dir);
+/* `model_dir` (may be NULL) overrides model.path. Creates rc.dir and, when write_config (training
+ * commands), writes the effective config.yaml there; evaluation leaves a run directory's files alone. */
+int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_config);
 void run_close(Run *r);
 
 #endif

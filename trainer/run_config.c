@@ -23,8 +23,8 @@
 static const ConfigField kRunSchema[] = {
     F("run.seed", CFG_INT64, seed, "1", 1, 0, NULL, "master seed of every random stream"),
     F("run.dir", CFG_STRING, dir, "runs/demo", 1, 0, NULL, "run directory (created)"),
-    F("run.threads", CFG_INT, threads, "1", 0, 4096, NULL,
-      "OpenBLAS threads (0 = all cores; 1 is fastest for the demo: docs/perf-notes.md)"),
+    F("run.threads", CFG_INT, threads, "0", 0, 4096, NULL,
+      "OpenBLAS threads (0 = all cores)"),
     F("run.backend", CFG_ENUM, backend, "cpu", 1, 0, "cpu|cuda", "compute backend"),
     F("run.log_level", CFG_ENUM, log_level, "info", 1, 0, "debug|info|warn|error", "log verbosity"),
 

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/decode.h"
 #include "model/model_internal.h"
 #include "model_fixtures.h"
 
@@ -110,6 +111,53 @@ static void run_compare(const ModelConfig *cfg, const int *lens, float daux) {
     assert_true(ok);
 }
 
+/* Prefill two prompts and decode 6 tokens on both backends: logits must agree. */
+static void decode_compare(const ModelConfig *cfg) {
+    const KernelOps *g = kernels_cuda();
+    Model cm, gm;
+    KernelCtx cctx, gctx;
+    assert_int_equal(fixture_model(&cm, &cctx, cfg, MAX_TOKENS, 4, 21, 0.3f), 0);
+    kernel_ctx_init(&gctx, g, model_ws_bytes(cfg, g, MAX_TOKENS));
+    assert_int_equal(model_init(&gm, cfg, &gctx, MAX_TOKENS, 4), 0);
+    g->copy_h2d(&gctx, gm.param_mem, cm.param_mem, cm.params.total_bytes);
+    DecodeState cs, gs;
+    assert_int_equal(decode_state_init(&cs, &cm, 2, 40), 0);
+    assert_int_equal(decode_state_init(&gs, &gm, 2, 40), 0);
+    int prompts[20], start[3] = {0, 13, 20}, tok[2];
+    fixture_tokens(prompts, 20, cfg->vocab_size, 8);
+    SeqPack pack = {2, start, NULL};
+    const int V = cfg->vocab_size;
+    float *lc = calloc((size_t)2 * V, sizeof(float)), *lg = calloc((size_t)2 * V, sizeof(float));
+    model_prefill(&cm, &cs, prompts, &pack, lc);
+    model_prefill(&gm, &gs, prompts, &pack, lg);
+    double worst = rel_err(lg, lc, (size_t)2 * V);
+    for (int t = 0; t < 6; t++) {
+        tok[0] = (t * 7 + 3) % V;
+        tok[1] = (t * 5 + 1) % V;
+        model_decode_step(&cm, &cs, tok, lc);
+        model_decode_step(&gm, &gs, tok, lg);
+        double e = rel_err(lg, lc, (size_t)2 * V);
+        if (e > worst) worst = e;
+    }
+    printf("%s decode: prefill + 6 steps, worst logits rel err %.3e\n", model_family_name(cfg->family), worst);
+    assert_true(worst < TOL);
+    free(lc);
+    free(lg);
+    decode_state_free(&cs, &cm);
+    decode_state_free(&gs, &gm);
+    model_free(&gm);
+    kernel_ctx_free(&gctx);
+    model_free(&cm);
+    kernel_ctx_free(&cctx);
+}
+
+static void test_decode(void **state) {
+    (void)state;
+    ModelConfig a = fixture_minimax(), b = fixture_qwen2();
+    decode_compare(&a);
+    decode_compare(&b);
+}
+
 static void test_minimax(void **state) {
     (void)state;
     ModelConfig c = fixture_minimax();
@@ -137,6 +185,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimax),
         cmocka_unit_test(test_qwen2),
+        cmocka_unit_test(test_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

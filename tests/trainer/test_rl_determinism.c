@@ -29,6 +29,7 @@ static char *slurp(const char *path, long *len) {
     fseek(f, 0, SEEK_SET);
     char *buf = malloc((size_t)*len + 1);
     if (fread(buf, 1, (size_t)*len, f) != (size_t)*len) *len = -1;
+    buf[*len > 0 ? *len : 0] = '\0';
     fclose(f);
     return buf;
 }
@@ -47,7 +48,7 @@ static char *run_once(const char *name, const char *algo, long long seed, long *
     RunConfig rc;
     assert_int_equal(run_config_load(&rc, NULL, (int)(sizeof ov / sizeof ov[0]), ov), 0);
     Run r;
-    int err = run_open(&r, &rc, NULL);
+    int err = run_open(&r, &rc, NULL, 1);
     if (err) fprintf(stderr, "%s\n", err_msg());
     assert_int_equal(err, 0);
     SftResult sr;

@@ -52,7 +52,7 @@ static void test_defaults(void **state) {
     assert_int_equal(run_config_load(&rc, NULL, 0, NULL), 0);
     assert_int_equal(rc.seed, 1);
     assert_string_equal(rc.dir, "runs/demo");
-    assert_int_equal(rc.threads, 1);
+    assert_int_equal(rc.threads, 0);
     assert_string_equal(rc.backend, "cpu");
     assert_string_equal(rc.log_level, "info");
     assert_string_equal(rc.model_path, "");
