@@ -153,6 +153,12 @@ static int run_config_validate(const RunConfig *rc, const char *src) {
     if (rc->minibatches > rc->prompts_per_step * rc->group_size)
         return err_set(ERR_CONFIG, "%s: rl.minibatches (%d) exceeds the responses per step (%d x %d)", src,
                        rc->minibatches, rc->prompts_per_step, rc->group_size);
+    if (rc->dual_clip_c != 0 && rc->dual_clip_c <= 1)
+        return err_set(ERR_CONFIG, "%s: loss.dual_clip_c (%g) must be 0 (off) or greater than 1 (verl uses 3)", src,
+                       rc->dual_clip_c);
+    if (rc->cispo_c_low > 0 && rc->cispo_c_low >= rc->cispo_c_high)
+        return err_set(ERR_CONFIG, "%s: loss.cispo_c_low (%g) must be below loss.cispo_c_high (%g)", src,
+                       rc->cispo_c_low, rc->cispo_c_high);
     if (rc->rl_max_new >= rc->max_seq_len)
         return err_set(ERR_CONFIG, "%s: rollout.max_new_tokens (%d) must be less than model.max_seq_len (%d)", src,
                        rc->rl_max_new, rc->max_seq_len);

@@ -150,6 +150,29 @@ static void test_errors_name_file_line_key(void **state) {
     assert_msg_has("/nonexistent/x.yaml");
 }
 
+/* The RL sections' relations: each bad combination is an error naming both keys. */
+static void test_rl_cross_field(void **state) {
+    (void)state;
+    struct {
+        char *a, *b;
+        const char *needle;
+    } cases[] = {
+        {"data.difficulty_min=5", "data.difficulty_max=4", "data.difficulty_min (5) must be at most data.difficulty_max (4)"},
+        {"rl.minibatches=200", "rl.group_size=8", "rl.minibatches (200) exceeds the responses per step"},
+        {"rollout.max_new_tokens=600", "model.max_seq_len=512", "rollout.max_new_tokens (600) must be less than"},
+        {"loss.dual_clip_c=0.5", "rl.algo=ppo", "loss.dual_clip_c (0.5) must be 0 (off) or greater than 1"},
+        {"loss.cispo_c_low=1", "loss.cispo_c_high=1", "loss.cispo_c_low (1) must be below loss.cispo_c_high (1)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *ov[2] = {cases[i].a, cases[i].b};
+        RunConfig rc;
+        assert_int_equal(run_config_load(&rc, NULL, 2, ov), ERR_CONFIG);
+        if (!strstr(err_msg(), cases[i].needle)) print_error("message: %s\n", err_msg());
+        assert_non_null(strstr(err_msg(), cases[i].needle));
+        assert_non_null(strstr(err_msg(), "defaults + command line"));
+    }
+}
+
 static void test_cross_field(void **state) {
     (void)state;
     RunConfig rc;
@@ -208,6 +231,7 @@ int main(void) {
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_errors_name_file_line_key),
         cmocka_unit_test(test_cross_field),
+        cmocka_unit_test(test_rl_cross_field),
         cmocka_unit_test(test_print_reload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
