@@ -1,7 +1,9 @@
 /* trainer/cmd_train.c: `cispo sft`, `cispo train` and `cispo eval`.
  *   sft   CONFIG: supervised warm start; saves RUN_DIR/sft_model and evaluates it.
- *   train CONFIG: RL from model.path, or SFT first (rl.sft_first); held-out accuracy before and after RL;
- *                 saves RUN_DIR/final_model and RUN_DIR/summary.json.
+ *   train CONFIG [--resume auto|none|CHECKPOINT_DIR]: RL from model.path, or SFT first (rl.sft_first);
+ *                 held-out accuracy before and after RL; saves RUN_DIR/final_model and RUN_DIR/summary.json.
+ *                 Checkpoints every ckpt.every steps; by default (auto) a run directory that holds
+ *                 checkpoints is resumed from its newest valid one, bit for bit.
  *   eval  CONFIG --model PATH: held-out pass@1 / pass@k, lengths and stop reasons of a saved model.
  */
 #include <jansson.h>
@@ -14,6 +16,8 @@
 #include "trainer/eval.h"
 #include "trainer/rl.h"
 #include "trainer/sft.h"
+#include "trainer/train_ckpt.h"
+#include "checkpoints/ckpt.h"
 
 static int fail(const char *cmd, Run *r) {
     fprintf(stderr, "cispo %s: %s\n", cmd, err_msg());
@@ -49,7 +53,7 @@ int cmd_sft(int argc, char **argv) {
     Run r;
     if (run_open(&r, &rc, NULL, 1)) return fail("sft", &r);
     SftResult sr;
-    if (sft_run(&r, &sr) || save_model(&r, "sft_model")) return fail("sft", &r);
+    if (sft_run(&r, &sr, NULL) || save_model(&r, "sft_model")) return fail("sft", &r);
     printf("SFT: %d steps in %.1f s (%.0f tokens/s), loss %.4f -> %.4f\n", sr.steps, sr.seconds, sr.tokens_per_s,
            sr.loss_first, sr.loss_last);
     EvalResult e;
@@ -59,44 +63,113 @@ int cmd_sft(int argc, char **argv) {
     return 0;
 }
 
+/* Split "--resume X" out of argv (default "auto"); returns the remaining count in rest. */
+static int take_resume(int argc, char **argv, char **rest, const char **resume) {
+    int n = 0;
+    *resume = "auto";
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume") && i + 1 < argc) *resume = argv[++i];
+        else rest[n++] = argv[i];
+    }
+    return n;
+}
+
+/* Find the checkpoint to resume from (auto: newest valid one of the run), check its config, load
+ * the model and the state. *dir is left empty when `auto` finds none (a fresh start). */
+static int resume_from(Run *r, const char *what, TrainState *ts, char *dir, size_t cap) {
+    dir[0] = '\0';
+    int err;
+    if (!strcmp(what, "auto")) {
+        err = ckpt_find_latest(r->rc.dir, dir, cap);
+        if (err == ERR_NOTFOUND) {
+            log_info("--resume auto: no checkpoint in %s/checkpoints, starting fresh", r->rc.dir);
+            dir[0] = '\0';
+            return 0;
+        }
+        if (err) return err;
+    } else {
+        snprintf(dir, cap, "%s", what);
+        if ((err = ckpt_verify(dir))) return err;
+    }
+    char *yaml = NULL;
+    if ((err = train_ckpt_read_state(dir, ts, &yaml))) return err;
+    err = train_ckpt_check_config(&r->rc, yaml, dir);
+    free(yaml);
+    if (!err) err = train_ckpt_load_model(r, dir);
+    if (!err) log_info("resuming from %s (%s phase, %ld steps done)", dir, ts->phase == PHASE_SFT ? "SFT" : "RL", ts->step);
+    return err;
+}
+
 int cmd_train(int argc, char **argv) {
+    char *rest[256];
+    const char *resume;
+    if (argc > 256) return 2;
+    int n = take_resume(argc, argv, rest, &resume);
     RunConfig rc;
-    int st = cli_load_config("train", argc, argv, &rc);
+    int st = cli_load_config("train", n, rest, &rc);
     if (st) return st;
     Run r;
     double t0 = time_now_s();
-    if (run_open(&r, &rc, NULL, 1)) return fail("train", &r);
+    if (run_open(&r, &rc, NULL, 0)) return fail("train", &r);
+    TrainState ts = {.phase = rc.sft_first && rc.sft_steps > 0 ? PHASE_SFT : PHASE_RL};
+    char resume_dir[1024] = "";
+    if (!strcmp(resume, "none")) {
+        char probe[1024];
+        if (ckpt_find_latest(rc.dir, probe, sizeof probe) == 0) {
+            err_set(ERR_CONFIG, "--resume none, but %s already holds checkpoints (newest %s)\n"
+                    "HINT: resume it (--resume auto, the default), or choose another run.dir", rc.dir, probe);
+            return fail("train", &r);
+        }
+    } else if (resume_from(&r, resume, &ts, resume_dir, sizeof resume_dir)) {
+        /* a resume checks the checkpoint's config before anything in the run directory changes */
+        return fail("train", &r);
+    }
+    if (run_save_config(&r)) return fail("train", &r);
+    int stale = ckpt_cleanup_stale(rc.dir);
+    if (stale > 0) log_warn("removed %d unfinished checkpoint director%s", stale, stale > 1 ? "ies" : "y");
+    LoopCkpt lc = {&ts, resume_dir[0] ? resume_dir : NULL};
     json_t *sum = json_object();
-    if (rc.sft_first && rc.sft_steps > 0) {
+    if (ts.phase == PHASE_SFT) {
         SftResult sr;
-        if (sft_run(&r, &sr) || save_model(&r, "sft_model")) return fail("train", &r);
+        if (sft_run(&r, &sr, &lc) || save_model(&r, "sft_model")) return fail("train", &r);
         printf("SFT: %d steps in %.1f s (%.0f tokens/s), loss %.4f -> %.4f\n", sr.steps, sr.seconds, sr.tokens_per_s,
                sr.loss_first, sr.loss_last);
-        json_object_set_new(sum, "sft", json_pack("{s:i,s:f,s:f,s:f,s:f}", "steps", sr.steps, "seconds", sr.seconds,
-                                                  "tokens_per_s", sr.tokens_per_s, "loss_first", sr.loss_first,
-                                                  "loss_last", sr.loss_last));
-    } else if (!rc.model_path[0]) {
+        ts.have_sft = 1;
+        ts.sft = sr;
+        ts.phase = PHASE_RL;
+        ts.step = 0;
+    } else if (!rc.model_path[0] && !resume_dir[0]) {
         log_warn("RL from a randomly initialised model (no model.path, rl.sft_first false): expect no reward signal");
     }
-    EvalResult before, after;
-    eval_run(&r, &before);
-    print_eval("held-out before RL:", &before);
+    if (ts.have_sft)
+        json_object_set_new(sum, "sft", json_pack("{s:i,s:f,s:f,s:f,s:f}", "steps", ts.sft.steps, "seconds", ts.sft.seconds,
+                                                  "tokens_per_s", ts.sft.tokens_per_s, "loss_first", ts.sft.loss_first,
+                                                  "loss_last", ts.sft.loss_last));
+    EvalResult after;
+    if (!ts.have_eval_before) {
+        eval_run(&r, &ts.eval_before);
+        ts.have_eval_before = 1;
+        if (train_ckpt_save(&r, &ts, NULL, NULL)) return fail("train", &r); /* the phase boundary */
+    }
+    print_eval(ts.step > 0 ? "held-out before RL (saved):" : "held-out before RL:", &ts.eval_before);
     RlResult rr;
-    if (rl_run(&r, &rr) || save_model(&r, "final_model")) return fail("train", &r);
+    if (rl_run(&r, &rr, &lc) || save_model(&r, "final_model")) return fail("train", &r);
     eval_run(&r, &after);
     print_eval("held-out after RL:", &after);
+    const EvalResult *before = &ts.eval_before;
     double total = time_now_s() - t0;
     printf("RL (%s): %d steps in %.1f s (rollout %.0f tok/s, learner %.0f tok/s, %ld skipped updates)\n"
            "held-out pass@1 %.3f -> %.3f (%+.3f), pass@%d %.3f -> %.3f; total %.1f s; metrics in %s/metrics.jsonl\n",
            rc.algo, rr.steps, rr.seconds, rr.rollout_tokens_per_s, rr.learner_tokens_per_s, rr.skipped_updates,
-           before.pass1, after.pass1, after.pass1 - before.pass1, after.k, before.passk, after.passk, total, rc.dir);
-    eval_json(sum, "eval_before", &before);
+           before->pass1, after.pass1, after.pass1 - before->pass1, after.k, before->passk, after.passk, total, rc.dir);
+    eval_json(sum, "eval_before", before);
     eval_json(sum, "eval_after", &after);
     json_object_set_new(sum, "rl", json_pack("{s:s,s:i,s:f,s:f,s:f,s:i}", "algo", rc.algo, "steps", rr.steps, "seconds",
                                              rr.seconds, "rollout_tokens_per_s", rr.rollout_tokens_per_s,
                                              "learner_tokens_per_s", rr.learner_tokens_per_s, "skipped_updates",
                                              (int)rr.skipped_updates));
     json_object_set_new(sum, "total_seconds", json_real(total));
+    if (resume_dir[0]) json_object_set_new(sum, "resumed_from", json_string(resume_dir));
     char path[1024];
     snprintf(path, sizeof path, "%s/summary.json", rc.dir);
     if (json_dump_file(sum, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) log_warn("cannot write %s", path);

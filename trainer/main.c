@@ -22,10 +22,12 @@ static int cmd_version(int argc, char **argv) {
 static int cmd_help(int argc, char **argv);
 
 static const Command commands[] = {
-    {"train", cmd_train, "RL (CISPO | PPO | GRPO | DAPO), after SFT when rl.sft_first; accuracy before/after"},
+    {"train", cmd_train, "RL (CISPO | PPO | GRPO | DAPO), after SFT when rl.sft_first; --resume auto|DIR"},
     {"sft", cmd_sft, "supervised warm start on the tasks' worked solutions"},
     {"eval", cmd_eval, "held-out pass@1 / pass@k of a saved model: cispo eval CONFIG --model DIR"},
     {"generate", cmd_generate, "sample from the policy on the decode path"},
+    {"ckpt", cmd_ckpt, "cispo ckpt verify|inspect CHECKPOINT_DIR"},
+    {"export-hf", cmd_export_hf, "cispo export-hf CHECKPOINT_DIR OUT_DIR: a Hugging Face model directory"},
     {"config", cmd_config, "print the effective configuration (defaults + CONFIG + overrides)"},
     {"version", cmd_version, "print the version and commit"},
     {"help", cmd_help, "this text"},

@@ -8,13 +8,16 @@
 
 #include "core/error.h"
 
-int metrics_open(MetricsWriter *w, const char *path) {
+static int open_mode(MetricsWriter *w, const char *path, const char *mode) {
     memset(w, 0, sizeof(*w));
     snprintf(w->path, sizeof w->path, "%s", path);
-    w->f = fopen(path, "w");
-    if (!w->f) return err_set(ERR_IO, "cannot create %s", path);
+    w->f = fopen(path, mode);
+    if (!w->f) return err_set(ERR_IO, "cannot open %s", path);
     return 0;
 }
+
+int metrics_open(MetricsWriter *w, const char *path) { return open_mode(w, path, "w"); }
+int metrics_open_append(MetricsWriter *w, const char *path) { return open_mode(w, path, "a"); }
 
 void metrics_close(MetricsWriter *w) {
     if (!w) return;

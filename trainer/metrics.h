@@ -15,6 +15,8 @@ typedef struct {
 
 /* Create (truncate) path. 0 or ERR_IO. */
 int metrics_open(MetricsWriter *w, const char *path);
+/* Open path for appending (a resumed run, after train_ckpt_truncate_metrics). */
+int metrics_open_append(MetricsWriter *w, const char *path);
 void metrics_close(MetricsWriter *w); /* idempotent */
 void metrics_begin(MetricsWriter *w);
 void metrics_num(MetricsWriter *w, const char *key, double v); /* non-finite values are written as null */

@@ -26,6 +26,7 @@
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
+#include "trainer/train_ckpt.h"
 
 /* The kept responses of one generation batch, group-major (response j belongs to group j / G). */
 typedef struct {
@@ -359,7 +360,7 @@ static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, 
     metrics_int(mw, "skipped_updates", opt->skipped);
 }
 
-int rl_run(Run *r, RlResult *res) {
+int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
     const RunConfig *c = &r->rc;
     memset(res, 0, sizeof(*res));
     if (c->rl_steps <= 0) return 0;
@@ -370,18 +371,22 @@ int rl_run(Run *r, RlResult *res) {
     Optimizer opt;
     int err = optimizer_init(&opt, &r->m, &oc);
     if (err) return err;
-    PolicyLossConfig lc;
-    loss_config(c, &lc);
+    PolicyLossConfig lossc;
+    loss_config(c, &lossc);
     AdvConfig ac = {!strcmp(c->adv_std, "population") ? ADV_STD_POPULATION
                     : !strcmp(c->adv_std, "none")     ? ADV_STD_NONE
                                                       : ADV_STD_SAMPLE,
                     c->adv_eps};
+    const int resuming = lc && lc->resume_dir && lc->ts->phase == PHASE_RL && lc->ts->step > 0;
+    const int first = resuming ? (int)lc->ts->step : 0;
     Model ref, *refp = NULL;
-    if (lc.type == LOSS_GRPO && lc.kl_beta > 0) { /* frozen reference = the policy at the start of RL */
+    if (lossc.type == LOSS_GRPO && lossc.kl_beta > 0) { /* frozen reference = the policy at the start of RL */
         if ((err = model_init(&ref, &r->m.cfg, &r->ctx, r->m.max_tokens, r->m.max_seqs))) return err;
         r->ctx.ops->copy_d2d(&r->ctx, ref.param_mem, r->m.param_mem, r->m.params.total_bytes);
         refp = &ref;
+        if (resuming && (err = train_ckpt_load_ref(lc->resume_dir, refp))) return err;
     }
+    if (resuming && (err = train_ckpt_load_optimizer(lc->resume_dir, &opt))) return err;
     RlBatch b;
     batch_alloc(&b, n, G, r->max_prompt, c->rl_max_new);
     Work w;
@@ -392,16 +397,22 @@ int rl_run(Run *r, RlResult *res) {
     gs.lens = xmalloc((size_t)R * max_rounds * sizeof(int));
     int *scratch = xmalloc((size_t)R * max_rounds * sizeof(int));
     MetricsWriter mw, tw;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", c->dir);
-    if ((err = metrics_open(&mw, path))) return err;
-    snprintf(path, sizeof path, "%s/timing.jsonl", c->dir);
-    if ((err = metrics_open(&tw, path))) return err;
+    char mpath[1024], tpath[1024];
+    snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->dir);
+    snprintf(tpath, sizeof tpath, "%s/timing.jsonl", c->dir);
+    if (resuming) {
+        if ((err = train_ckpt_truncate_metrics(mpath, first)) || (err = metrics_open_append(&mw, mpath))) return err;
+        (void)train_ckpt_truncate_metrics(tpath, first); /* timings are advisory: a short file is fine */
+        if ((err = metrics_open_append(&tw, tpath))) return err;
+        log_info("RL resumes after step %d", first);
+    } else if ((err = metrics_open(&mw, mpath)) || (err = metrics_open(&tw, tpath))) {
+        return err;
+    }
     Progress pr;
     progress_start(&pr, "rl", c->rl_steps);
     double t_start = time_now_s(), roll_s = 0, learn_s = 0;
     long roll_tok = 0, learn_tok = 0;
-    for (int step = 0; step < c->rl_steps && err == 0; step++) {
+    for (int step = first; step < c->rl_steps && err == 0; step++) {
         double t0 = time_now_s();
         int *lens = gs.lens;
         memset(&gs, 0, sizeof gs);
@@ -425,7 +436,7 @@ int rl_run(Run *r, RlResult *res) {
             int nmb = c->minibatches < Rk ? c->minibatches : Rk;
             for (int k = 0; k < nmb; k++) {
                 int s0 = (int)((long)Rk * k / nmb), s1 = (int)((long)Rk * (k + 1) / nmb);
-                update(r, &opt, &lc, &b, &w, w.ids + s0, s1 - s0, refp != NULL, &ls);
+                update(r, &opt, &lossc, &b, &w, w.ids + s0, s1 - s0, refp != NULL, &ls);
             }
         }
         double t2 = time_now_s();
@@ -449,6 +460,11 @@ int rl_run(Run *r, RlResult *res) {
                  stats_percentile_int(gs.lens, gs.n_lens, 0.99, scratch),
                  (roll_tok + learn_tok) / (time_now_s() - t_start));
         progress_update(&pr, step + 1, extra);
+        if (lc) {
+            lc->ts->step = step + 1;
+            if ((c->ckpt_every > 0 && (step + 1) % c->ckpt_every == 0) || step + 1 == c->rl_steps)
+                if ((err = train_ckpt_save(r, lc->ts, &opt, refp))) break;
+        }
         if (c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->rl_steps) {
             EvalResult er;
             char line[300];

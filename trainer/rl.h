@@ -20,6 +20,8 @@ typedef struct {
     double last_reward, last_accuracy;
 } RlResult;
 
-int rl_run(Run *r, RlResult *res);
+/* Run (or, with lc->resume_dir in the RL phase, continue) RL; lc may be NULL (no checkpoints). */
+typedef struct LoopCkpt LoopCkpt;
+int rl_run(Run *r, RlResult *res, LoopCkpt *lc);
 
 #endif

@@ -33,14 +33,7 @@ int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_confi
     if (model_dir) snprintf(r->rc.model_path, sizeof r->rc.model_path, "%s", model_dir);
     int err = fs_mkdir_p(r->rc.dir);
     if (err) return err;
-    if (write_config) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/config.yaml", r->rc.dir);
-        FILE *f = fopen(path, "w");
-        if (!f) return err_set(ERR_IO, "cannot write %s", path);
-        run_config_print(f, &r->rc);
-        if (fclose(f) != 0) return err_set(ERR_IO, "cannot write %s", path);
-    }
+    if (write_config && (err = run_save_config(r))) return err;
     tokenizer_byte_init(&r->tok);
     if ((err = problems_init(&r->ps, &r->rc))) return err;
     measure_lengths(r, &r->max_prompt, &r->max_sft);
@@ -64,6 +57,17 @@ int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_confi
     if ((err = generator_init(&r->gen, &r->m, r->gen_batch, r->max_prompt, c->rl_max_new))) return err;
     log_info("run: %s, prompts <= %d tokens, SFT sequences <= %d, learner batches of <= %ld tokens", r->rc.dir,
              r->max_prompt, r->max_sft, need);
+    return 0;
+}
+
+int run_save_config(const Run *r) {
+    char path[1024], tmp[1100];
+    snprintf(path, sizeof path, "%s/config.yaml", r->rc.dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return err_set(ERR_IO, "cannot write %s", tmp);
+    run_config_print(f, &r->rc);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) return err_set(ERR_IO, "cannot write %s", path);
     return 0;
 }
 

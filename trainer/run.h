@@ -27,5 +27,7 @@ typedef struct {
  * commands), writes the effective config.yaml there; evaluation leaves a run directory's files alone. */
 int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_config);
 void run_close(Run *r);
+/* Write the effective config to RUN_DIR/config.yaml (temp file + rename). */
+int run_save_config(const Run *r);
 
 #endif

@@ -120,6 +120,12 @@ static const ConfigField kRunSchema[] = {
     F("reward.format_penalty", CFG_FLOAT, reward_format, "-0.5", -1e6, 1e6, NULL,
       "added when the answer format is broken"),
 
+    F("ckpt.every", CFG_INT, ckpt_every, "50", 0, 1 << 24, NULL,
+      "steps between checkpoints, in SFT and RL (0 = only at the end of each phase)"),
+    F("ckpt.keep_last", CFG_INT, ckpt_keep_last, "2", 1, 1 << 20, NULL, "checkpoints kept (newest)"),
+    F("ckpt.keep_every", CFG_INT, ckpt_keep_every, "0", 0, 1 << 24, NULL,
+      "also keep checkpoints whose global step is a multiple of this (0 = none)"),
+
     F("eval.samples", CFG_INT, eval_k, "4", 1, 4096, NULL, "samples per held-out problem (pass@1 = mean)"),
     F("eval.temperature", CFG_FLOAT, eval_temperature, "1.0", 0, 10, NULL, "evaluation temperature (M1: 1.0)"),
     F("eval.top_p", CFG_FLOAT, eval_top_p, "1.0", 1e-6, 1, NULL, "evaluation nucleus mass"),

@@ -100,6 +100,11 @@ typedef struct {
     /* reward */
     double reward_correct, reward_wrong, reward_format; /* reward.correct, reward.wrong, reward.format_penalty */
 
+    /* ckpt: checkpoints (trainer/train_ckpt.h) */
+    int ckpt_every;          /* ckpt.every: steps between checkpoints in SFT and RL (0 = only at phase ends) */
+    int ckpt_keep_last;      /* ckpt.keep_last */
+    int ckpt_keep_every;     /* ckpt.keep_every: also keep checkpoints whose global step is a multiple (0 = none) */
+
     /* eval */
     int eval_k;              /* eval.samples: samples per problem (pass@1 = mean, pass@k) */
     double eval_temperature; /* eval.temperature */

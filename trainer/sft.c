@@ -11,8 +11,28 @@
 #include "core/log.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
+#include "trainer/train_ckpt.h"
 
-int sft_run(Run *r, SftResult *res) {
+/* Mean "loss" of the first and last (up to) 10 lines of an SFT metrics file. */
+static void loss_ends(const char *path, int steps, double *first, double *last) {
+    *first = *last = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[1024];
+    int i = 0, nf = 0, nl = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"loss\":");
+        double v = p ? atof(p + 7) : 0;
+        if (i < 10) *first += v, nf++;
+        if (i >= steps - 10) *last += v, nl++;
+        i++;
+    }
+    fclose(f);
+    if (nf) *first /= nf;
+    if (nl) *last /= nl;
+}
+
+int sft_run(Run *r, SftResult *res, LoopCkpt *lc) {
     const RunConfig *c = &r->rc;
     const int B = c->sft_batch, cap = r->max_sft;
     memset(res, 0, sizeof(*res));
@@ -25,16 +45,28 @@ int sft_run(Run *r, SftResult *res) {
     MetricsWriter mw;
     char path[1024];
     snprintf(path, sizeof path, "%s/sft_metrics.jsonl", c->dir);
-    if ((err = metrics_open(&mw, path))) return err;
+    int first = 0;
+    if (lc && lc->resume_dir && lc->ts->phase == PHASE_SFT && lc->ts->step > 0) {
+        first = (int)lc->ts->step;
+        if ((err = train_ckpt_load_optimizer(lc->resume_dir, &opt)) ||
+            (err = train_ckpt_truncate_metrics(path, first)) || (err = metrics_open_append(&mw, path))) {
+            optimizer_free(&opt);
+            return err;
+        }
+        log_info("SFT resumes after step %d", first);
+    } else if ((err = metrics_open(&mw, path))) {
+        optimizer_free(&opt);
+        return err;
+    }
     int *tokens = xmalloc((size_t)B * cap * sizeof(int)), *targets = xmalloc((size_t)B * cap * sizeof(int));
     int *start = xmalloc((size_t)(B + 1) * sizeof(int));
     float *logp = xmalloc((size_t)B * cap * sizeof(float)), *dlogp = xmalloc((size_t)B * cap * sizeof(float));
     int *seq = xmalloc((size_t)cap * sizeof(int));
     Progress pr;
     progress_start(&pr, "sft", c->sft_steps);
-    double t0 = time_now_s(), sum_first = 0, sum_last = 0;
+    double t0 = time_now_s();
     long tok_total = 0;
-    for (int s = 0; s < c->sft_steps; s++) {
+    for (int s = first; s < c->sft_steps && !err; s++) {
         int N = 0, n_tgt = 0;
         for (int b = 0; b < B; b++) {
             Problem p;
@@ -63,8 +95,6 @@ int sft_run(Run *r, SftResult *res) {
         model_backward(&r->m, dlogp, r->m.cfg.router_aux_loss_coef);
         double lr = optimizer_lr(&opt), gnorm = optimizer_step(&opt);
         tok_total += N;
-        if (s < 10) sum_first += ce;
-        if (s >= c->sft_steps - 10) sum_last += ce;
         metrics_begin(&mw);
         metrics_int(&mw, "step", s + 1);
         metrics_num(&mw, "loss", ce);
@@ -77,21 +107,24 @@ int sft_run(Run *r, SftResult *res) {
         double el = time_now_s() - t0;
         snprintf(extra, sizeof extra, "loss %.4f  %.0f tok/s", ce, tok_total / (el > 0 ? el : 1));
         progress_update(&pr, s + 1, extra);
+        if (lc) {
+            lc->ts->step = s + 1;
+            if (c->ckpt_every > 0 && (s + 1) % c->ckpt_every == 0 && s + 1 < c->sft_steps)
+                err = train_ckpt_save(r, lc->ts, &opt, NULL);
+        }
     }
     progress_end(&pr);
     res->steps = c->sft_steps;
     res->seconds = time_now_s() - t0;
-    res->tokens_per_s = tok_total / res->seconds;
-    int nf = c->sft_steps < 10 ? c->sft_steps : 10;
-    res->loss_first = sum_first / nf;
-    res->loss_last = sum_last / nf;
+    res->tokens_per_s = tok_total / (res->seconds > 0 ? res->seconds : 1);
+    metrics_close(&mw);
+    loss_ends(path, c->sft_steps, &res->loss_first, &res->loss_last);
     free(tokens);
     free(targets);
     free(start);
     free(logp);
     free(dlogp);
     free(seq);
-    metrics_close(&mw);
     optimizer_free(&opt);
     return err;
 }

@@ -13,6 +13,9 @@ typedef struct {
     double seconds;
 } SftResult;
 
-int sft_run(Run *r, SftResult *res);
+/* Run (or, with lc->resume_dir in the SFT phase, continue) SFT. lc may be NULL: no checkpoints.
+ * With lc, checkpoints are written every ckpt.every steps and lc->ts->step tracks progress. */
+typedef struct LoopCkpt LoopCkpt;
+int sft_run(Run *r, SftResult *res, LoopCkpt *lc);
 
 #endif

@@ -53,8 +53,8 @@ static char *run_once(const char *name, const char *algo, long long seed, long *
     assert_int_equal(err, 0);
     SftResult sr;
     RlResult rr;
-    assert_int_equal(sft_run(&r, &sr), 0);
-    assert_int_equal(rl_run(&r, &rr), 0);
+    assert_int_equal(sft_run(&r, &sr, NULL), 0);
+    assert_int_equal(rl_run(&r, &rr, NULL), 0);
     run_close(&r);
     char path[400];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);

@@ -38,9 +38,9 @@ static void test_rl_raises_heldout_accuracy(void **state) {
     SftResult sr;
     RlResult rr;
     EvalResult before, after;
-    assert_int_equal(sft_run(&r, &sr), 0);
+    assert_int_equal(sft_run(&r, &sr, NULL), 0);
     assert_int_equal(eval_run(&r, &before), 0);
-    assert_int_equal(rl_run(&r, &rr), 0);
+    assert_int_equal(rl_run(&r, &rr, NULL), 0);
     assert_int_equal(eval_run(&r, &after), 0);
     fprintf(stderr, "held-out pass@1 %.3f -> %.3f (%+.3f), pass@4 %.3f -> %.3f; SFT %.0f s, RL %.0f s\n", before.pass1,
             after.pass1, after.pass1 - before.pass1, before.passk, after.passk, sr.seconds, rr.seconds);
