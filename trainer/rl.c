@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "checkpoints/traj_dump.h"
 #include "trainer/advantage.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/eval.h"
@@ -38,6 +39,7 @@ typedef struct {
     float *beh_logp;     /* (R, max_new) */
     float *beh_prob;     /* (R, max_new) */
     float *reward, *adv; /* (R) */
+    int *stop;           /* (R) StopReason */
     float *old_logp, *ref_logp; /* (R, max_new) */
     /* scratch of one generation round (max_groups prompts x G) */
     Problem *round_prob;
@@ -70,6 +72,7 @@ static void batch_alloc(RlBatch *b, int max_groups, int G, int max_prompt, int m
     b->beh_prob = xcalloc(R * max_new, sizeof(float));
     b->reward = xcalloc(R, sizeof(float));
     b->adv = xcalloc(R, sizeof(float));
+    b->stop = xcalloc(R, sizeof(int));
     b->old_logp = xcalloc(R * max_new, sizeof(float));
     b->ref_logp = xcalloc(R * max_new, sizeof(float));
     b->round_prob = xcalloc((size_t)max_groups, sizeof(Problem));
@@ -88,6 +91,7 @@ static void batch_free(RlBatch *b) {
     free(b->beh_prob);
     free(b->reward);
     free(b->adv);
+    free(b->stop);
     free(b->old_logp);
     free(b->ref_logp);
     free(b->round_prob);
@@ -148,6 +152,7 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
             int q = i * G + j, d = k * G + j;
             b->rlen[d] = g->n_gen[q];
             b->reward[d] = rew[q];
+            b->stop[d] = g->stop[q];
             memcpy(b->resp + (size_t)d * b->max_new, g->tokens + (size_t)q * g->max_new, (size_t)g->n_gen[q] * sizeof(int));
             memcpy(b->beh_logp + (size_t)d * b->max_new, g->logprobs + (size_t)q * g->max_new,
                    (size_t)g->n_gen[q] * sizeof(float));
@@ -224,6 +229,8 @@ static void loss_config(const RunConfig *c, PolicyLossConfig *lc) {
 }
 
 typedef struct {
+    int *dump_i32;   /* (groups * max_prompt + R * max_new + 2R + groups + 2) flat dump scratch */
+    float *dump_f32; /* (2 * R * max_new) */
     int *tokens, *targets, *start, *ids, *off, *scratch;
     float *logp, *dlogp, *lp_new, *lp_old, *lp_ref, *adv, *w, *dtok;
     double *mx, *my;
@@ -247,12 +254,47 @@ static void work_alloc(Work *w, const Run *r, long R) {
     w->dtok = xcalloc(T, sizeof(float));
     w->mx = xcalloc(T, sizeof(double));
     w->my = xcalloc(T, sizeof(double));
+    size_t G = (size_t)r->rc.prompts_per_step;
+    w->dump_i32 = xcalloc(G * r->max_prompt + T + 2 * (size_t)R + G + 2, sizeof(int));
+    w->dump_f32 = xcalloc(2 * T, sizeof(float));
 }
 
 static void work_free(Work *w) {
     free(w->tokens), free(w->targets), free(w->start), free(w->ids), free(w->off), free(w->scratch);
     free(w->logp), free(w->dlogp), free(w->lp_new), free(w->lp_old), free(w->lp_ref), free(w->adv);
-    free(w->w), free(w->dtok), free(w->mx), free(w->my);
+    free(w->w), free(w->dtok), free(w->mx), free(w->my), free(w->dump_i32), free(w->dump_f32);
+}
+
+/* rollout.dump_every: the kept responses of this step, flattened (checkpoints/traj_dump.h). */
+static int dump_step(const Run *r, const RlBatch *b, Work *w, long step) {
+    const int G = b->n_groups, R = G * b->G;
+    int32_t *poff = w->dump_i32, *ptok = poff + G + 1, *roff, *rtok, *stop;
+    int np = 0;
+    for (int k = 0; k < G; k++) {
+        poff[k] = np;
+        memcpy(ptok + np, b->prompt + (size_t)k * b->max_prompt, (size_t)b->plen[k] * sizeof(int));
+        np += b->plen[k];
+    }
+    poff[G] = np;
+    roff = ptok + np;
+    rtok = roff + R + 1;
+    float *beh = w->dump_f32, *lrn;
+    int nr = 0;
+    for (int d = 0; d < R; d++) {
+        roff[d] = nr;
+        memcpy(rtok + nr, b->resp + (size_t)d * b->max_new, (size_t)b->rlen[d] * sizeof(int));
+        memcpy(beh + nr, b->beh_logp + (size_t)d * b->max_new, (size_t)b->rlen[d] * sizeof(float));
+        nr += b->rlen[d];
+    }
+    roff[R] = nr;
+    stop = rtok + nr;
+    lrn = beh + nr;
+    for (int d = 0, o = 0; d < R; o += b->rlen[d], d++) {
+        memcpy(lrn + o, b->old_logp + (size_t)d * b->max_new, (size_t)b->rlen[d] * sizeof(float));
+        stop[d] = b->stop[d];
+    }
+    TrajDump td = {step, G, b->G, poff, ptok, roff, rtok, beh, lrn, b->reward, b->adv, stop};
+    return traj_dump_write(r->rc.dir, &td);
 }
 
 typedef struct {
@@ -426,6 +468,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         if (Rk > 0) {
             advantages_compute(&ac, b.reward, b.n_groups, G, b.adv);
             old_logps(r, refp, &b, &w, &ls);
+            if (c->dump_every > 0 && (step + 1) % c->dump_every == 0 && (err = dump_step(r, &b, &w, step + 1))) break;
             for (int i = 0; i < Rk; i++) w.ids[i] = i; /* seeded shuffle into mini-batches */
             for (int i = Rk - 1; i > 0; i--) {
                 int j = (int)(rng_uniform((uint64_t)c->seed, rng_stream(0x5f, (uint64_t)step, 0, 0), (uint64_t)i) * (i + 1));

@@ -115,6 +115,9 @@ static const ConfigField kRunSchema[] = {
       "repetition stop: consecutive tokens (M1: 3000; 0 = off) ..."),
     F("rollout.rep_prob", CFG_FLOAT, rep_prob, "0.99", 0, 1, NULL, "... each with probability above this (M1: 0.99)"),
 
+    F("rollout.dump_every", CFG_INT, dump_every, "0", 0, 1 << 24, NULL,
+      "write the step's trajectories to RUN_DIR/rollouts/step_N.h5 every n steps (0 = never)"),
+
     F("reward.correct", CFG_FLOAT, reward_correct, "1", -1e6, 1e6, NULL, "reward of a correct answer"),
     F("reward.wrong", CFG_FLOAT, reward_wrong, "0", -1e6, 1e6, NULL, "reward of a wrong answer"),
     F("reward.format_penalty", CFG_FLOAT, reward_format, "-0.5", -1e6, 1e6, NULL,

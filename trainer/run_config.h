@@ -96,6 +96,7 @@ typedef struct {
     int rl_max_new;          /* rollout.max_new_tokens: output budget */
     int rep_count;           /* rollout.rep_count: repetition stop after this many tokens ... */
     double rep_prob;         /* rollout.rep_prob: ... each with probability above this */
+    int dump_every;          /* rollout.dump_every: write RUN_DIR/rollouts/step_N.h5 every n steps (0 = never) */
 
     /* reward */
     double reward_correct, reward_wrong, reward_format; /* reward.correct, reward.wrong, reward.format_penalty */

@@ -4,8 +4,9 @@
  *   - a run killed with SIGKILL during SFT, resumed, killed again during RL, resumed again;
  *   - a resume after the newest checkpoint was corrupted (it falls back to the previous one);
  * must all end with byte-identical metrics.jsonl, sft_metrics.jsonl and final parameters, and the
- * same optimizer moments in their last checkpoint. A resume with a different model shape is
- * refused with the differing key named.
+ * same optimizer moments in their last checkpoint; so must a JSONL-dataset run resumed across the
+ * point where its data cursor wraps. A resume with a different model shape is refused with the
+ * differing key named; `cispo export-hf` of the last checkpoint equals the run's final model.
  * labels: unit
  */
 #include <setjmp.h>
@@ -211,6 +212,49 @@ static void test_corrupt_newest_falls_back(void **state) {
     same_as_reference("d");
 }
 
+/* `cispo export-hf` of the last checkpoint writes the same file as the run's final_model. */
+static void test_export_hf(void **state) {
+    (void)state;
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "'%s' export-hf '%s/ref/checkpoints/step_0000212' '%s/exported' > /dev/null", bin, tmp, tmp);
+    assert_int_equal(system(cmd), 0);
+    same_file("ref/final_model", "exported", "model.safetensors");
+    same_file("ref/final_model", "exported", "config.json");
+    snprintf(cmd, sizeof cmd, "'%s' ckpt inspect '%s/ref/checkpoints/step_0000212' > '%s/inspect.txt'", bin, tmp, tmp);
+    assert_int_equal(system(cmd), 0);
+    char path[300];
+    long len;
+    snprintf(path, sizeof path, "%s/inspect.txt", tmp);
+    char *txt = slurp(path, &len);
+    assert_non_null(txt);
+    txt[len > 0 ? len : 0] = '\0';
+    assert_non_null(strstr(txt, "phase RL, 12 steps done"));
+    assert_non_null(strstr(txt, "params/model.embed_tokens.weight"));
+    free(txt);
+}
+
+/* A JSONL dataset whose training part (30 - 8 held out = 22 problems) is not a multiple of the 4
+ * prompts per round: the data cursor wraps mid-batch, and a resume across the wrap is exact. */
+static void test_jsonl_resume(void **state) {
+    (void)state;
+    char path[300], kv[400];
+    snprintf(path, sizeof path, "%s/data.jsonl", tmp);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 30; i++) {
+        int a = 1 + i % 9, b = 1 + (i * 7) % 9, c = 1 + (i * 5) % 9;
+        fprintf(f, "{\"prompt\": \"%d+%d+%d=\", \"answer\": %d, \"solution\": \"<think>%d,%d,%d</think><answer>%d</answer>\"}\n",
+                a, b, c, a + b + c, a, a + b, a + b + c, a + b + c);
+    }
+    fclose(f);
+    snprintf(kv, sizeof kv, "data.jsonl=%s", path);
+    assert_int_equal(run("j_ref", 12, 0, kv), 0);
+    assert_int_equal(run("j", 7, 0, kv), 0);
+    assert_int_equal(run("j", 12, 1, kv), 0);
+    same_file("j_ref", "j", "metrics.jsonl");
+    same_file("j_ref", "j", "final_model/model.safetensors");
+}
+
 static void test_refuses_other_model(void **state) {
     (void)state;
     char cmd[2000], out[400];
@@ -237,6 +281,8 @@ int main(void) {
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_kill_twice_and_resume),
         cmocka_unit_test(test_corrupt_newest_falls_back),
+        cmocka_unit_test(test_export_hf),
+        cmocka_unit_test(test_jsonl_resume),
         cmocka_unit_test(test_refuses_other_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
