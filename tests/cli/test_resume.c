@@ -27,6 +27,7 @@
 #include "checkpoints/ckpt.h"
 #include "checkpoints/h5io.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 static char tmp[128], bin[600];
 
@@ -212,6 +213,29 @@ static void test_corrupt_newest_falls_back(void **state) {
     same_as_reference("d");
 }
 
+/* Kill the training binary at random moments (seeded delays between 0 and 2.5 s, so in SFT, in RL,
+ * inside checkpoint writes), then resume to the end: every trial ends like the straight run.
+ * CISPO_KILL_TRIALS sets the number of trials (default 4). */
+static void test_random_kills(void **state) {
+    (void)state;
+    const char *env = getenv("CISPO_KILL_TRIALS");
+    int trials = env ? atoi(env) : 4, killed = 0;
+    for (int t = 0; t < trials; t++) {
+        char name[32];
+        snprintf(name, sizeof name, "k%d", t);
+        useconds_t delay = (useconds_t)(2500000.0 * rng_uniform(99, 7, (uint64_t)t));
+        pid_t pid = start(name, 12, 0, NULL);
+        usleep(delay);
+        kill(pid, SIGKILL);
+        int st = wait_exit(pid);
+        killed += st == 128 + SIGKILL;
+        int rc = run(name, 12, 1, NULL); /* may need a second resume if the first lands before any checkpoint */
+        assert_int_equal(rc, 0);
+        same_as_reference(name);
+    }
+    fprintf(stderr, "random kills: %d trials, %d killed before finishing, all resumed bit-exact\n", trials, killed);
+}
+
 /* `cispo export-hf` of the last checkpoint writes the same file as the run's final_model. */
 static void test_export_hf(void **state) {
     (void)state;
@@ -281,6 +305,7 @@ int main(void) {
         cmocka_unit_test(test_stop_and_resume),
         cmocka_unit_test(test_kill_twice_and_resume),
         cmocka_unit_test(test_corrupt_newest_falls_back),
+        cmocka_unit_test(test_random_kills),
         cmocka_unit_test(test_export_hf),
         cmocka_unit_test(test_jsonl_resume),
         cmocka_unit_test(test_refuses_other_model),
