@@ -279,31 +279,38 @@ static void test_jsonl_resume(void **state) {
     same_file("j_ref", "j", "final_model/model.safetensors");
 }
 
+/* Run `cispo train COMMON <tail>` expecting a failure; returns its stderr (caller frees). */
+static char *train_fails(const char *tail, const char *label) {
+    char cmd[2400], out[300];
+    snprintf(out, sizeof out, "%s/%s_err.txt", tmp, label);
+    snprintf(cmd, sizeof cmd, "'%s' train", bin);
+    for (int i = 0; i < N_COMMON; i++) {
+        strcat(cmd, " ");
+        strcat(cmd, common[i]);
+    }
+    snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s > /dev/null 2> '%s'", tail, out);
+    assert_int_not_equal(system(cmd), 0);
+    long len;
+    char *msg = slurp(out, &len);
+    assert_non_null(msg);
+    msg[len > 0 ? len : 0] = '\0';
+    fprintf(stderr, "%s: %s", label, msg);
+    return msg;
+}
+
 /* A checkpoint that cannot be written stops the run with a clear error and a non-zero exit
  * (here RUN_DIR/checkpoints is a regular file, so the first checkpoint directory cannot be made). */
 static void test_write_failure_reported(void **state) {
     (void)state;
-    char path[300], cmd[2400], out[300];
+    char path[300], tail[400];
     snprintf(path, sizeof path, "%s/w", tmp);
     assert_int_equal(mkdir(path, 0755), 0);
     snprintf(path, sizeof path, "%s/w/checkpoints", tmp);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fclose(f);
-    snprintf(out, sizeof out, "%s/w_err.txt", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' train", bin);
-    for (int i = 0; i < N_COMMON; i++) {
-        strcat(cmd, " ");
-        strcat(cmd, common[i]);
-    }
-    snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " run.dir=%s/w rl.steps=4 --resume none > /dev/null 2> '%s'",
-             tmp, out);
-    assert_int_not_equal(system(cmd), 0);
-    long len;
-    char *msg = slurp(out, &len);
-    assert_non_null(msg);
-    msg[len > 0 ? len : 0] = '\0';
-    fprintf(stderr, "write failure: %s", strstr(msg, "cispo train:") ? strstr(msg, "cispo train:") : msg);
+    snprintf(tail, sizeof tail, "run.dir=%s/w rl.steps=4 --resume none", tmp);
+    char *msg = train_fails(tail, "write failure");
     assert_non_null(strstr(msg, "cispo train:"));
     assert_non_null(strstr(msg, "checkpoint step 5"));
     assert_non_null(strstr(msg, "checkpoints exists and is not a directory"));
@@ -312,21 +319,9 @@ static void test_write_failure_reported(void **state) {
 
 static void test_refuses_other_model(void **state) {
     (void)state;
-    char cmd[2000], out[400];
-    snprintf(out, sizeof out, "%s/refuse.txt", tmp);
-    snprintf(cmd, sizeof cmd, "'%s' train", bin);
-    for (int i = 0; i < N_COMMON; i++) {
-        strcat(cmd, " ");
-        strcat(cmd, common[i]);
-    }
-    snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " run.dir=%s/ref rl.steps=12 model.hidden_size=48 --resume auto > /dev/null 2> '%s'",
-             tmp, out);
-    assert_int_not_equal(system(cmd), 0);
-    long len;
-    char *msg = slurp(out, &len);
-    assert_non_null(msg);
-    msg[len > 0 ? len : 0] = '\0';
-    fprintf(stderr, "refusal: %s", msg);
+    char tail[400];
+    snprintf(tail, sizeof tail, "run.dir=%s/ref rl.steps=12 model.hidden_size=48 --resume auto", tmp);
+    char *msg = train_fails(tail, "refusal");
     assert_non_null(strstr(msg, "model.hidden_size: checkpoint 32, now 48"));
     free(msg);
 }
