@@ -158,9 +158,12 @@ int cmd_train(int argc, char **argv) {
     print_eval("held-out after RL:", &after);
     const EvalResult *before = &ts.eval_before;
     double total = time_now_s() - t0;
-    printf("RL (%s): %d steps in %.1f s (rollout %.0f tok/s, learner %.0f tok/s, %ld skipped updates)\n"
-           "held-out pass@1 %.3f -> %.3f (%+.3f), pass@%d %.3f -> %.3f; total %.1f s; metrics in %s/metrics.jsonl\n",
-           rc.algo, rr.steps, rr.seconds, rr.rollout_tokens_per_s, rr.learner_tokens_per_s, rr.skipped_updates,
+    if (rr.steps == 0)
+        printf("RL (%s): all %d steps were already done (resumed from %s)\n", rc.algo, rc.rl_steps, resume_dir);
+    else
+        printf("RL (%s): %d steps in %.1f s (rollout %.0f tok/s, learner %.0f tok/s, %ld skipped updates)\n", rc.algo,
+               rr.steps, rr.seconds, rr.rollout_tokens_per_s, rr.learner_tokens_per_s, rr.skipped_updates);
+    printf("held-out pass@1 %.3f -> %.3f (%+.3f), pass@%d %.3f -> %.3f; total %.1f s; metrics in %s/metrics.jsonl\n",
            before->pass1, after.pass1, after.pass1 - before->pass1, after.k, before->passk, after.passk, total, rc.dir);
     eval_json(sum, "eval_before", before);
     eval_json(sum, "eval_after", &after);

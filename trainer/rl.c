@@ -517,7 +517,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         }
     }
     progress_end(&pr);
-    res->steps = c->rl_steps;
+    res->steps = c->rl_steps - first; /* steps run by this process (a resumed run skips the done ones) */
     res->seconds = time_now_s() - t_start;
     res->rollout_tokens_per_s = roll_tok / (roll_s > 0 ? roll_s : 1);
     res->learner_tokens_per_s = learn_tok / (learn_s > 0 ? learn_s : 1);

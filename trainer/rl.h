@@ -13,7 +13,7 @@
 #include "trainer/run.h"
 
 typedef struct {
-    int steps;
+    int steps;              /* steps run by this call (fewer than rl.steps after a resume) */
     double seconds;
     double rollout_tokens_per_s, learner_tokens_per_s;
     long skipped_updates;
