@@ -1,5 +1,5 @@
 /* kernels/backend.c: backend-independent context lifecycle (kernel_ctx_init / kernel_ctx_free),
- * and the stub kernels_cuda() used when the CUDA backend is not built (the real one lives in
+ * and the kernels_cuda() that reports "no CUDA backend" when it is not built (the real one lives in
  * kernels/cuda/ and is compiled only with -DCISPO_CUDA=ON, which defines CISPO_HAVE_CUDA).
  *
  * The context owns its backend handle (ctx->impl, made by ops->impl_init when the table has one)
