@@ -29,7 +29,7 @@ static void mlp_dense_backward(Model *m, LayerActs *la, const LayerParams *lp, c
     }
 }
 
-static void mlp_moe_backward(Model *m, int l, LayerActs *la, const LayerParams *lp, const LayerParams *lg, int N,
+static void mlp_moe_backward(Model *m, LayerActs *la, const LayerParams *lp, const LayerParams *lg, int N,
                              float daux) {
     KernelCtx *ctx = m->ctx;
     const KernelOps *ops = ctx->ops;
@@ -62,13 +62,7 @@ static void mlp_moe_backward(Model *m, int l, LayerActs *la, const LayerParams *
         ops->gemm(ctx, 1, 0, 2 * F, C, rows, 1.0f, dh, 2 * F, la->xp + (size_t)r0 * C, C, 1.0f, gwgu, C);
     }
     ops->moe_permute_backward(ctx, a->d_n, a->d_xp, la->sorted, NK, K, C);
-    const float *dprobs = NULL;
-    if (daux != 0.0f) {
-        float *hp = a->host_dprobs + (size_t)l * N * E;
-        for (size_t i = 0; i < (size_t)N * E; i++) hp[i] *= daux;
-        ops->copy_h2d(ctx, a->d_probs, hp, (size_t)N * E * sizeof(float));
-        dprobs = a->d_probs;
-    }
+    const float *dprobs = daux != 0.0f ? a->d_probs : NULL; /* filled once by model_backward */
     ZERO(a->d_logits_e, (size_t)N * E);
     ops->moe_route_backward(ctx, a->d_logits_e, a->d_topk_w, dprobs, la->probs, la->topk_idx, la->topk_w, N, E, K);
     model_linear_backward(m, a->d_n, lg->router, NULL, a->d_logits_e, la->n2, lp->router, N, C, E);
@@ -136,7 +130,7 @@ static void layer_backward(Model *m, int l, int N, const ParamPtrs *p, const Par
     ZERO(a->d_n, NC);
     ops->scale(ctx, a->d_br, a->d_x, mb, NC);
     if (model_is_moe(c))
-        mlp_moe_backward(m, l, la, lp, lg, N, daux);
+        mlp_moe_backward(m, la, lp, lg, N, daux);
     else
         mlp_dense_backward(m, la, lp, lg, N);
     if (mm) {
@@ -176,7 +170,12 @@ void model_backward(Model *m, const float *dlogp, float daux) {
     ops->lm_head_backward(ctx, a->d_n, g->lm_head, a->d_logp, NULL, a->nf, p->lm_head, a->targets, a->lse, N, C, V);
     ZERO(a->d_x, (size_t)N * C);
     ops->rmsnorm_backward(ctx, a->d_x, g->w_final, a->d_n, a->x_final, p->w_final, a->rstd_f, N, C);
-    if (model_is_moe(c) && daux != 0.0f) model_aux_loss(m, N, 1);
+    if (model_is_moe(c) && daux != 0.0f) { /* the aux gradient on probs: one row, repeated for every token */
+        const int E = c->num_local_experts;
+        for (int n = 0; n < N; n++)
+            for (int e = 0; e < E; e++) a->host_dprobs[(size_t)n * E + e] = daux * a->aux_grad[e];
+        ops->copy_h2d(ctx, a->d_probs, a->host_dprobs, (size_t)N * E * sizeof(float));
+    }
     for (int l = c->num_hidden_layers - 1; l >= 0; l--) layer_backward(m, l, N, p, g, daux);
     ops->embedding_backward(ctx, g->wte, a->d_x, a->tokens, N, C);
 }

@@ -168,7 +168,7 @@ void model_forward_impl(Model *m, const int *tokens, const int *targets, const S
     memcpy(a->pack_start, pack->start, (size_t)(B + 1) * sizeof(int));
     for (int b = 0; b < B; b++) a->pack_pos0[b] = pack->pos0 ? pack->pos0[b] : 0;
     a->pack = (SeqPack){B, a->pack_start, a->pack_pos0};
-    m->aux_loss = model_is_moe(c) ? model_aux_loss(m, N, 0) : 0.0f;
+    m->aux_loss = model_is_moe(c) && !cap ? model_aux_loss(m, N) : 0.0f; /* prefill needs no loss */
 }
 
 void model_forward(Model *m, const int *tokens, const int *targets, const SeqPack *pack, float *logp,
@@ -180,9 +180,9 @@ void model_forward(Model *m, const int *tokens, const int *targets, const SeqPac
  * router probabilities p = softmax(logits) of every layer, pooled over layers and tokens
  * (R = L*N rows),
  *   aux = E * sum_e f_e * P_e,  f_e = (#(row, k) choosing e) / R,  P_e = (1/R) sum_rows p_{row,e}.
- * The top-k counts are constants, so d aux / d p_{row,e} = E * f_e / R; it goes to host_dprobs
- * (layer-major, (L, N, E)) when want_grad. */
-float model_aux_loss(Model *m, int N, int want_grad) {
+ * The top-k counts are constants, so d aux / d p_{row,e} = E * f_e / R, the same for every row and
+ * layer: it goes to aux_grad (E) for model_backward. */
+float model_aux_loss(Model *m, int N) {
     const ModelConfig *c = &m->cfg;
     const KernelOps *ops = m->ctx->ops;
     const int L = c->num_hidden_layers, E = c->num_local_experts, K = c->num_experts_per_tok;
@@ -201,8 +201,6 @@ float model_aux_loss(Model *m, int N, int want_grad) {
     double aux = 0;
     for (int e = 0; e < E; e++) aux += (count[e] / R) * (psum[e] / R);
     aux *= E;
-    if (want_grad)
-        for (size_t r = 0; r < R; r++)
-            for (int e = 0; e < E; e++) a->host_dprobs[r * E + e] = (float)(E * (count[e] / R) / R);
+    for (int e = 0; e < E; e++) a->aux_grad[e] = (float)(E * (count[e] / R) / R);
     return (float)aux;
 }

@@ -217,7 +217,8 @@ static void alloc_host_acts(Model *m) {
         a->layer[l].offsets = xcalloc(E + 1, sizeof(int));
     }
     a->host_probs = xcalloc(L * N * E, sizeof(float));
-    a->host_dprobs = xcalloc(L * N * E, sizeof(float));
+    a->host_dprobs = xcalloc(N * E, sizeof(float));
+    a->aux_grad = xcalloc(E, sizeof(float));
     a->host_topk = xcalloc(L * N * K, sizeof(int));
 }
 
@@ -303,6 +304,7 @@ void model_free(Model *m) {
         free(m->acts->host_neg);
         free(m->acts->host_probs);
         free(m->acts->host_dprobs);
+        free(m->acts->aux_grad);
         free(m->acts->host_topk);
         free(m->acts);
     }

@@ -69,8 +69,10 @@ struct ModelActs {
     float *d_h13, *d_hact;        /* (N*K, 2F) (N*K, F) */
     float *d_topk_w;              /* (N,K) */
     float *d_logits_e;            /* (N,E) */
-    float *d_probs;               /* (N,E) backend, aux-loss gradient on probs */
-    float *host_probs, *host_dprobs; /* (L*N,E) host: aux loss */
+    float *d_probs;               /* (N,E) backend, aux-loss gradient on probs (the same for every layer) */
+    float *host_probs;            /* (L*N,E) host: aux loss */
+    float *host_dprobs;           /* (N,E) host: staging for d_probs */
+    float *aux_grad;              /* (E) host: d aux / d p_{row,e} of the last forward (one value per expert) */
     int *host_topk;                   /* (L*N,K) host: aux loss */
     float *d_logp;                /* (N) backend */
     SeqPack pack;                 /* copy of the last forward's batch layout (host) */
@@ -98,9 +100,8 @@ void model_linear_backward(const Model *m, float *dx, float *dW, float *db, cons
 
 
 
-/* HF's MoE auxiliary loss over the layers of the last forward; fills host_dprobs with
- * d aux / d probs when want_grad. */
-float model_aux_loss(Model *m, int N, int want_grad);
+/* HF's MoE auxiliary loss over the layers of the last forward; also sets aux_grad. */
+float model_aux_loss(Model *m, int N);
 
 /* The forward; `cap` (may be NULL) is a decode state whose slots [0, B) receive the lightning
  * states and the KV caches of this batch (prefill); then the LM head is skipped. */
