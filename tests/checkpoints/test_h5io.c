@@ -20,6 +20,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "../test_tmpdir.h"
+
 #include <ftw.h>
 #include <hdf5.h>
 #include <math.h>
@@ -834,20 +836,14 @@ static void test_error_printing_off_and_restored(void **state) {
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state) {
     (void)state;
-    snprintf(g_root, sizeof(g_root), "/tmp/cispo_h5io_XXXXXX");
-    return mkdtemp(g_root) ? 0 : -1;
+    return tmpdir_make(g_root, sizeof(g_root), "cispo_h5io");
 }
 
 static int teardown(void **state) {
     (void)state;
-    return nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(g_root);
 }
 
 int main(void) {

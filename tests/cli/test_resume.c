@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include "../test_tmpdir.h"
 #include <fcntl.h>
 
 #include "checkpoints/ckpt.h"
@@ -164,16 +166,13 @@ static int setup(void **state) {
     (void)state;
     const char *bd = getenv("CISPO_BINARY_DIR");
     snprintf(bin, sizeof bin, "%s/cispo", bd ? bd : "build");
-    snprintf(tmp, sizeof tmp, "/tmp/cispo_test_resume_XXXXXX");
-    if (!mkdtemp(tmp)) return -1;
+    if (tmpdir_make(tmp, sizeof tmp, "cispo_test_resume")) return -1;
     return run("ref", 12, 0, NULL); /* the straight reference run */
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    return system(cmd);
+    return tmpdir_remove(tmp);
 }
 
 static void test_stop_and_resume(void **state) {

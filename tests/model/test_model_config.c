@@ -15,6 +15,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "../test_tmpdir.h"
+
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -435,20 +437,14 @@ static void test_num_params(void **state) {
     assert_int_equal(model_config_num_params(&c), 648);
 }
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 static int setup(void **state) {
     (void)state;
-    snprintf(g_root, sizeof(g_root), "/tmp/cispo_test_cfg_XXXXXX");
-    return mkdtemp(g_root) ? 0 : -1;
+    return tmpdir_make(g_root, sizeof(g_root), "cispo_test_cfg");
 }
 
 static int teardown(void **state) {
     (void)state;
-    return nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(g_root);
 }
 
 int main(void) {

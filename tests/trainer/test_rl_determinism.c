@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../test_tmpdir.h"
+
 #include "core/error.h"
 #include "core/log.h"
 #include "trainer/dynamic_sampling.h"
@@ -113,15 +115,12 @@ static void test_dynamic_sampling_filter(void **state) {
 static int setup(void **state) {
     (void)state;
     log_set_level(LOG_WARN);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/cispo_test_rl_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "cispo_test_rl");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd);
+    return tmpdir_remove(tmpdir);
 }
 
 int main(void) {

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "../test_tmpdir.h"
+
 #include "core/error.h"
 #include "core/log.h"
 #include "trainer/eval.h"
@@ -24,8 +26,8 @@
 
 static void test_rl_raises_heldout_accuracy(void **state) {
     (void)state;
-    char dir[] = "/tmp/cispo_test_e2e_XXXXXX", dir_kv[64];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], dir_kv[96];
+    assert_int_equal(tmpdir_make(dir, sizeof dir, "cispo_test_e2e"), 0);
     snprintf(dir_kv, sizeof dir_kv, "run.dir=%s", dir);
     char *ov[] = {dir_kv, "run.threads=1", "sft.steps=250", "rl.steps=60", "rl.lr=1e-4", "data.difficulty_min=2", "data.difficulty_max=4",
                   "data.eval_size=64", "eval.samples=4"};
@@ -49,9 +51,7 @@ static void test_rl_raises_heldout_accuracy(void **state) {
     assert_true(after.format_rate > 0.9);
     assert_int_equal(rr.skipped_updates, 0);
     run_close(&r);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(tmpdir_remove(dir), 0);
 }
 
 int main(void) {
