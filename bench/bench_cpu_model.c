@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
     int dstart[9];
     for (int b = 0; b <= DB; b++) dstart[b] = b * DP;
     SeqPack dpack = {DB, dstart, NULL};
-    GenParams gp = {1.0f, 1.0f, DN, -1, 7, 0, 1.0f};
+    GenParams gp = {1.0f, 1.0f, DN, -1, 7, 0, 1.0f, 0};
     double td[5];
     long ntok = 0;
     for (int r = -1; r < 5; r++) {

@@ -16,6 +16,8 @@ void kernel_ctx_init(KernelCtx *ctx, const KernelOps *ops, size_t ws_bytes) {
     ctx->impl = NULL;
     ctx->ws = NULL;
     ctx->ws_bytes = 0;
+    ctx->gemm_bf16 = 0;
+    ctx->head_bf16 = 0;
     if (ops->impl_init) ops->impl_init(ctx);
     if (ws_bytes > 0) {
         ctx->ws = ops->alloc(ctx, ws_bytes);

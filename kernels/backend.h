@@ -42,6 +42,17 @@ typedef struct KernelCtx {
     void *ws;        /* workspace (backend memory space) */
     size_t ws_bytes; /* its size */
     void *impl;      /* backend-private handle (cuBLAS handle, streams, ...); NULL on CPU */
+    /* Precision (DESIGN.md §3), set by the caller after kernel_ctx_init (which zeroes both); may be
+     * changed between calls. 0 everywhere is FP32, the reference.
+     * gemm_bf16: `gemm` rounds its inputs A and B to BF16 and accumulates in FP32 (output FP32).
+     *            The CUDA backend runs such GEMMs on tensor cores; the CPU backend ignores the flag
+     *            (it stays the FP32 reference; run_config refuses bf16 on CPU).
+     * head_bf16: the LM head rounds each FP32 logit to BF16 (round to nearest even) before the
+     *            log-softmax, as a BF16 logits tensor of an inference engine would hold it (M1's
+     *            rollout/learner mismatch finding); the backward uses the same rounded logits
+     *            (straight-through). Both backends honour it, so the CPU stays the reference. */
+    int gemm_bf16;
+    int head_bf16;
 } KernelCtx;
 
 typedef struct KernelOps {

@@ -65,7 +65,10 @@ static void mlp_moe_backward(Model *m, LayerActs *la, const LayerParams *lp, con
     const float *dprobs = daux != 0.0f ? a->d_probs : NULL; /* filled once by model_backward */
     ZERO(a->d_logits_e, (size_t)N * E);
     ops->moe_route_backward(ctx, a->d_logits_e, a->d_topk_w, dprobs, la->probs, la->topk_idx, la->topk_w, N, E, K);
+    int bf16 = m->ctx->gemm_bf16; /* the router runs in FP32 whatever the body's precision */
+    m->ctx->gemm_bf16 = 0;
     model_linear_backward(m, a->d_n, lg->router, NULL, a->d_logits_e, la->n2, lp->router, N, C, E);
+    m->ctx->gemm_bf16 = bf16;
 }
 
 static void attn_linear_backward(Model *m, int l, LayerActs *la, const LayerParams *lp, const LayerParams *lg,

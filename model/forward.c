@@ -55,7 +55,10 @@ void model_mlp_forward(Model *m, int l, LayerActs *la, const float *n2, int N, f
         return;
     }
     const int E = c->num_local_experts, K = c->num_experts_per_tok, NK = N * K;
+    int bf16 = m->ctx->gemm_bf16; /* the router runs in FP32 whatever the body's precision */
+    m->ctx->gemm_bf16 = 0;
     model_linear(m, la->rl, n2, lp->router, NULL, N, C, E, 0.0f);
+    m->ctx->gemm_bf16 = bf16;
     ops->moe_route_forward(ctx, la->probs, la->topk_idx, la->topk_w, la->rl, N, E, K);
     ops->moe_sort(ctx, la->sorted_host, la->offsets, la->topk_idx, N, K, E);
     ops->copy_h2d(ctx, la->sorted, la->sorted_host, (size_t)NK * sizeof(int));

@@ -96,6 +96,8 @@ long rollout_generate(Generator *g, const int *prompts, const SeqPack *pack, con
     }
     int next[1024];
     CHECK(B <= 1024, "generate: at most 1024 sequences per call");
+    const int head_bf16 = g->m->ctx->head_bf16;
+    g->m->ctx->head_bf16 = p->head_bf16;
     model_prefill(g->m, &g->ds, prompts, pack, g->logits);
     long total = 0;
     for (;;) {
@@ -105,6 +107,7 @@ long rollout_generate(Generator *g, const int *prompts, const SeqPack *pack, con
             if (g->stop[b] != STOP_NONE) next[b] = g->tokens[(size_t)b * g->max_new + g->n_gen[b] - 1];
         model_decode_step(g->m, &g->ds, next, g->logits);
     }
+    g->m->ctx->head_bf16 = head_bf16;
     for (int b = 0; b < B; b++) total += g->n_gen[b];
     return total;
 }

@@ -22,6 +22,8 @@ typedef struct {
     uint64_t seed;      /* run seed */
     int rep_count;      /* repetition stop: consecutive tokens (M1: 3000); <= 0 disables */
     float rep_prob;     /* ... each with probability above this (M1: 0.99) */
+    int head_bf16;      /* LM head logits rounded to BF16 while generating (model.lm_head_dtype: bf16, as a
+                           BF16 inference engine; the learner stays FP32: M1's mismatch finding) */
 } GenParams;
 
 typedef struct {

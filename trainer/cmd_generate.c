@@ -61,7 +61,8 @@ int cmd_generate(int argc, char **argv) {
     start[B] = B * P;
     SeqPack pack = {B, start, NULL};
     GenParams gp = {(float)rc.temperature, (float)rc.top_p, rc.max_new_tokens,
-                    m.cfg.vocab_size > TOK_EOS ? TOK_EOS : -1, (uint64_t)rc.seed, 3000, 0.99f};
+                    m.cfg.vocab_size > TOK_EOS ? TOK_EOS : -1, (uint64_t)rc.seed, 3000, 0.99f,
+                    strcmp(rc.lm_head_dtype, "bf16") == 0};
     double t0 = time_now_s();
     long n = rollout_generate(&g, prompts, &pack, &gp, 0);
     double dt = time_now_s() - t0;

@@ -51,7 +51,8 @@ int eval_run(Run *r, EvalResult *res) {
         start[B] = N;
         SeqPack pack = {B, start, NULL};
         GenParams gp = {(float)c->eval_temperature, (float)c->eval_top_p, c->rl_max_new, r->tok.eos,
-                        (uint64_t)c->eval_seed, c->rep_count, (float)c->rep_prob};
+                        (uint64_t)c->eval_seed, c->rep_count, (float)c->rep_prob,
+                        strcmp(c->lm_head_dtype, "bf16") == 0};
         tokens += rollout_generate(&r->gen, prompts, &pack, &gp, rng_stream(0xe7a1, (uint64_t)p0, 0, 0));
         for (int i = 0; i < np; i++) {
             int any = 0;

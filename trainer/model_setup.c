@@ -50,6 +50,8 @@ int model_setup(const RunConfig *rc, KernelCtx *ctx, Model *m, int max_tokens, i
         return rc_;
     }
     kernel_ctx_init(ctx, ops, model_ws_bytes(&cfg, ops, max_tokens));
+    ctx->gemm_bf16 = strcmp(rc->precision, "bf16") == 0 || (strcmp(rc->precision, "auto") == 0 && ops != kernels_cpu());
+    ctx->head_bf16 = 0; /* model.lm_head_dtype bf16 applies to generation only (GenParams.head_bf16) */
     if (rc->model_path[0]) {
         rc_ = model_load_hf(m, rc->model_path, ctx, max_tokens, max_seqs);
     } else {
@@ -60,7 +62,8 @@ int model_setup(const RunConfig *rc, KernelCtx *ctx, Model *m, int max_tokens, i
         kernel_ctx_free(ctx);
         return rc_;
     }
-    log_info("model: %s, %d layers, hidden %d, %zu parameters (%.2f M), backend %s", model_family_name(cfg.family),
-             cfg.num_hidden_layers, cfg.hidden_size, m->n_params, m->n_params / 1e6, ops->name);
+    log_info("model: %s, %d layers, hidden %d, %zu parameters (%.2f M), backend %s, body %s, LM head %s",
+             model_family_name(cfg.family), cfg.num_hidden_layers, cfg.hidden_size, m->n_params, m->n_params / 1e6,
+             ops->name, ctx->gemm_bf16 ? "bf16" : "fp32", strcmp(rc->lm_head_dtype, "bf16") == 0 ? "bf16 logits in generation" : "fp32");
     return 0;
 }

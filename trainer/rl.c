@@ -121,7 +121,7 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     start[n * G] = N;
     SeqPack pack = {n * G, start, NULL};
     GenParams gp = {(float)c->rl_temperature, (float)c->rl_top_p, c->rl_max_new, r->tok.eos, (uint64_t)c->seed,
-                    c->rep_count, (float)c->rep_prob};
+                    c->rep_count, (float)c->rep_prob, strcmp(c->lm_head_dtype, "bf16") == 0};
     gs->gen_tokens += rollout_generate(&r->gen, ptok, &pack, &gp, rng_stream(0x71, (uint64_t)step, (uint64_t)round, 0));
     gs->rounds++;
     const Generator *g = &r->gen;
@@ -463,6 +463,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         for (int round = 0; round < max_rounds && b.n_groups < n; round++) gen_round(r, &b, &gs, step, round, ptok, gstart);
         double t1 = time_now_s();
         LearnStats ls = {0};
+        ls.mismatch_corr = ls.mismatch_max = NAN; /* null in metrics.jsonl when no group was kept */
         double lr = optimizer_lr(&opt);
         const int Rk = b.n_groups * G;
         if (Rk > 0) {

@@ -27,6 +27,8 @@ static const ConfigField kRunSchema[] = {
       "OpenBLAS threads (0 = all cores)"),
     F("run.backend", CFG_ENUM, backend, "cpu", 1, 0, "cpu|cuda", "compute backend"),
     F("run.log_level", CFG_ENUM, log_level, "info", 1, 0, "debug|info|warn|error", "log verbosity"),
+    F("run.precision", CFG_ENUM, precision, "auto", 1, 0, "auto|fp32|bf16",
+      "GEMM math of the model body: bf16 inputs + fp32 accumulation (cuda only); auto = bf16 on cuda, fp32 on cpu"),
 
     F("model.path", CFG_STRING, model_path, "", 1, 0, NULL,
       "Hugging Face model dir; empty = build from the fields below"),
@@ -48,6 +50,8 @@ static const ConfigField kRunSchema[] = {
     F("model.tie_embeddings", CFG_BOOL, tie_embeddings, "false", 1, 0, NULL, "share embedding and LM head"),
     F("model.max_seq_len", CFG_INT, max_seq_len, "512", 1, 1 << 24, NULL,
       "longest prompt + response the buffers hold"),
+    F("model.lm_head_dtype", CFG_ENUM, lm_head_dtype, "fp32", 1, 0, "fp32|bf16",
+      "generation's LM head: fp32 (faithful) or bf16-rounded logits, the learner staying fp32 (M1's mismatch)"),
 
     F("generate.prompt", CFG_STRING, prompt, "The quick brown fox", 1, 0, NULL, "prompt text"),
     F("generate.max_new_tokens", CFG_INT, max_new_tokens, "64", 1, 1 << 24, NULL, "tokens to generate"),
@@ -171,6 +175,10 @@ static int run_config_validate(const RunConfig *rc, const char *src) {
     if (rc->rl_max_new >= rc->max_seq_len)
         return err_set(ERR_CONFIG, "%s: rollout.max_new_tokens (%d) must be less than model.max_seq_len (%d)", src,
                        rc->rl_max_new, rc->max_seq_len);
+    if (strcmp(rc->precision, "bf16") == 0 && strcmp(rc->backend, "cpu") == 0)
+        return err_set(ERR_CONFIG,
+                       "%s: run.precision bf16 needs run.backend cuda (the CPU backend is the FP32 reference)\n"
+                       "HINT: use run.precision=auto, or fp32", src);
     if (rc->max_new_tokens >= rc->max_seq_len)
         return err_set(ERR_CONFIG,
                        "%s: generate.max_new_tokens (%d) must be less than model.max_seq_len (%d), "

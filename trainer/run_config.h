@@ -16,6 +16,7 @@ typedef struct {
     int threads;        /* run.threads: OpenBLAS threads (0 = all cores) */
     char backend[16];   /* run.backend: cpu | cuda */
     char log_level[16]; /* run.log_level: debug | info | warn | error */
+    char precision[8];  /* run.precision: auto | fp32 | bf16 (GEMM inputs of the body; auto = bf16 on cuda) */
 
     /* model: either an HF directory (model.path) or a built-in architecture */
     char model_path[512];    /* model.path: HF model dir; empty = build from the fields below */
@@ -35,6 +36,7 @@ typedef struct {
     double init_std;         /* model.init_std */
     int tie_embeddings;      /* model.tie_embeddings */
     int max_seq_len;         /* model.max_seq_len: longest prompt + response the buffers hold */
+    char lm_head_dtype[8];   /* model.lm_head_dtype: fp32 | bf16 (generation's logits rounded to BF16; learner FP32) */
 
     /* generate: */
     char prompt[1024];       /* generate.prompt */

@@ -11,10 +11,13 @@
  * using the saved lse, then accumulates dh += dlogits W_chunk and dW_chunk += dlogits^T h_blk.
  * Row blocks whose g and dlse are all zero are skipped.
  *
+ * ctx->head_bf16 rounds each chunk's logits to BF16 right after the sgemm (backend.h).
+ *
  * Workspace (lm_head_ws_bytes): double sum[rb] | float max[rb] | float tgt[rb] | float logits[rb*vc]
  * with rb = min(N, LM_ROW_BLOCK), vc = min(V, LM_VOCAB_CHUNK).
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -31,6 +34,16 @@ typedef struct {
 } LmWs;
 
 static int imin(int a, int b) { return a < b ? a : b; }
+
+/* ctx->head_bf16: round every logit of a chunk to BF16 (nearest even; NaN/Inf kept). */
+static void lm_round_bf16(float *l, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &l[i], 4);
+        if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        memcpy(&l[i], &u, 4);
+    }
+}
 
 size_t lm_head_ws_bytes_cpu(int N, int C, int V) {
     size_t rb = (size_t)imin(N, LM_ROW_BLOCK), vc = (size_t)imin(V, LM_VOCAB_CHUNK);
@@ -88,6 +101,7 @@ void lm_head_forward_cpu(KernelCtx *ctx, float *logp, float *lse, float *logits_
         for (int v0 = 0; v0 < V; v0 += LM_VOCAB_CHUNK) {
             int vc = imin(LM_VOCAB_CHUNK, V - v0);
             gemm_cpu(ctx, 0, 1, rb, vc, C, 1.0f, h + (size_t)r0 * C, C, W + (size_t)v0 * C, C, 0.0f, w.logits, vc);
+            if (ctx->head_bf16) lm_round_bf16(w.logits, (size_t)rb * vc);
             lm_fold_chunk(&w, targets, logits_out, r0, rb, v0, vc, V);
         }
         for (int r = 0; r < rb; r++) {
@@ -133,6 +147,7 @@ void lm_head_backward_cpu(KernelCtx *ctx, float *dh, float *dW, const float *dlo
             int vc = imin(LM_VOCAB_CHUNK, V - v0);
             const float *Wc = W + (size_t)v0 * C; /* (vc, C) */
             gemm_cpu(ctx, 0, 1, rb, vc, C, 1.0f, hb, C, Wc, C, 0.0f, w.logits, vc);
+            if (ctx->head_bf16) lm_round_bf16(w.logits, (size_t)rb * vc);
             lm_dlogits_chunk(w.logits, dlogp, dlse, targets, lse, r0, rb, v0, vc);
             gemm_cpu(ctx, 0, 0, rb, C, vc, 1.0f, w.logits, vc, Wc, C, 1.0f, dh + (size_t)r0 * C, C);
             gemm_cpu(ctx, 1, 0, vc, C, rb, 1.0f, w.logits, vc, hb, C, 1.0f, dW + (size_t)v0 * C, C);

@@ -5,7 +5,8 @@
  *   string; MPI_Abort when MPI is up); CUDA_LAUNCH_CHECK() follows every kernel launch;
  *   DEV_CHECK is the device-side CHECK (printf of file:line and the values, then __trap(), so the
  *   next CUDA_CHECK on the host aborts).
- * - CudaImpl, the backend handle behind ctx->impl: the cuBLAS handle, the stream every op runs on
+ * - CudaImpl, the backend handle behind ctx->impl: the cuBLAS and cuBLASLt handles (with gemm.cu's
+ *   plan cache), the stream every op runs on
  *   (the legacy default stream, so the synchronous cudaMemcpy of copy_h2d/copy_d2h is ordered with
  *   the kernels), and fixed-capacity scratch for per-call metadata that arrives in host memory
  *   (SeqPack offsets and positions, decay slopes, RoPE frequencies, decode lengths), uploaded with
@@ -17,6 +18,7 @@
 #ifndef CISPO_KERNELS_CUDA_COMMON_H
 #define CISPO_KERNELS_CUDA_COMMON_H
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
@@ -65,8 +67,28 @@ extern "C" {
 #define CUDA_MAX_PARTIALS 1024      /* blocks of the sumsq reduction */
 #define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort (host staging) */
 
+#define CUDA_GEMM_PLANS 256            /* cached cuBLASLt plans (power of two) */
+#define CUDA_LT_WORKSPACE (32u << 20)  /* cuBLASLt workspace bytes */
+
+/* One GEMM shape as gemm.cu caches it (ints only: hashed and compared as bytes). */
+typedef struct {
+    int ta, tb, m, n, k, lda, ldb, ldc, bf16;
+    int align_a, align_b, align_c; /* byte alignment of the pointers (4, 8 or 16) */
+} GemmKey;
+
+typedef struct {
+    int used, valid;               /* slot taken; the heuristic found an algorithm */
+    GemmKey key;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc; /* layouts of our A, B, C (column-major views) */
+    cublasLtMatmulAlgo_t algo;
+} GemmPlan;
+
 typedef struct {
     cublasHandle_t blas;
+    cublasLtHandle_t lt;  /* cuBLASLt handle for gemm */
+    void *lt_ws;          /* (CUDA_LT_WORKSPACE) its workspace, device */
+    GemmPlan *plans;      /* (CUDA_GEMM_PLANS) plan cache, host */
     cudaStream_t stream; /* all ops run here (0: the legacy default stream) */
     int *d_start;        /* (CUDA_MAX_SEQS+1) SeqPack start, device */
     int *d_pos0;         /* (CUDA_MAX_SEQS) SeqPack pos0 (zeros when NULL), or decode len, device */

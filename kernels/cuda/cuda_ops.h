@@ -18,6 +18,9 @@ void copy_d2d_cuda(KernelCtx *ctx, void *dst, const void *src, size_t bytes);
 void zero_cuda(KernelCtx *ctx, void *p, size_t bytes);
 void sync_cuda(KernelCtx *ctx);
 void gemm_cuda(KernelCtx *ctx, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* gemm with the precision given (0 FP32, 1 BF16 inputs) instead of ctx->gemm_bf16 */
+void gemm_cuda_prec(KernelCtx *ctx, int bf16, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void gemm_cuda_plans_free(CudaImpl *im);
 void axpby_cuda(KernelCtx *ctx, float *y, float a, const float *x, float b, size_t n);
 void scale_cuda(KernelCtx *ctx, float *y, const float *x, float s, size_t n);
 void silu_forward_cuda(KernelCtx *ctx, float *out, const float *x, size_t n);

@@ -3,7 +3,8 @@
  *
  * Rows of h(N,C) are taken in blocks of up to LM_ROW_BLOCK; for each block the vocabulary W(V,C)
  * is walked in chunks of up to LM_VOCAB_CHUNK rows. A chunk's logits (rb, vc) = h_blk W_chunk^T
- * come from one cublasSgemm (FP32, no TF32) into the workspace; a fold kernel (one thread block per
+ * come from one FP32 GEMM (gemm_cuda_prec pinned to FP32 whatever ctx->gemm_bf16 says) into the
+ * workspace (rounded to BF16 when ctx->head_bf16, backend.h); a fold kernel (one thread block per
  * row) updates the row's running max m and running sum s = sum exp(logit - m) (float64, rescaled
  * when m grows), picks up the target's logit when it falls in the chunk, and copies the chunk to
  * logits_out (device memory) when asked. A last kernel writes lse = m + log(s) and
@@ -52,6 +53,15 @@ static LmWs lm_ws(KernelCtx *ctx, int N, int C, int V) {
     w.tgt = w.max + rb;
     w.logits = w.tgt + rb;
     return w;
+}
+
+/* ctx->head_bf16: round n logits to BF16 in place (nearest even; NaN/Inf kept), as the CPU does */
+static __global__ void lm_round_bf16_kernel(float *l, size_t n) {
+    GRID_STRIDE_LOOP(i, n) {
+        unsigned u = __float_as_uint(l[i]);
+        if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        l[i] = __uint_as_float(u);
+    }
 }
 
 static __global__ void lm_init_kernel(LmWs w, int rb) {
@@ -136,7 +146,8 @@ void lm_head_forward_cuda(KernelCtx *ctx, float *logp, float *lse, float *logits
         CUDA_LAUNCH_CHECK();
         for (int v0 = 0; v0 < V; v0 += LM_VOCAB_CHUNK) {
             int vc = imin(LM_VOCAB_CHUNK, V - v0);
-            gemm_cuda(ctx, 0, 1, rb, vc, C, 1.0f, h + (size_t)r0 * C, C, W + (size_t)v0 * C, C, 0.0f, w.logits, vc);
+            gemm_cuda_prec(ctx, 0, 0, 1, rb, vc, C, 1.0f, h + (size_t)r0 * C, C, W + (size_t)v0 * C, C, 0.0f, w.logits, vc);
+            if (ctx->head_bf16) LAUNCH_1D(ctx, lm_round_bf16_kernel, (size_t)rb * vc, w.logits, (size_t)rb * vc);
             lm_fold_kernel<<<rb, CUDA_THREADS, 0, st>>>(w, targets, logits_out, r0, v0, vc, V);
             CUDA_LAUNCH_CHECK();
         }
@@ -160,11 +171,12 @@ void lm_head_backward_cuda(KernelCtx *ctx, float *dh, float *dW, const float *dl
         for (int v0 = 0; v0 < V; v0 += LM_VOCAB_CHUNK) {
             int vc = imin(LM_VOCAB_CHUNK, V - v0);
             const float *Wc = W + (size_t)v0 * C; /* (vc, C) */
-            gemm_cuda(ctx, 0, 1, rb, vc, C, 1.0f, hb, C, Wc, C, 0.0f, w.logits, vc);
+            gemm_cuda_prec(ctx, 0, 0, 1, rb, vc, C, 1.0f, hb, C, Wc, C, 0.0f, w.logits, vc);
+            if (ctx->head_bf16) LAUNCH_1D(ctx, lm_round_bf16_kernel, (size_t)rb * vc, w.logits, (size_t)rb * vc);
             lm_dlogits_kernel<<<rb, CUDA_THREADS, 0, st>>>(w.logits, dlogp, dlse, targets, lse, r0, v0, vc, V);
             CUDA_LAUNCH_CHECK();
-            gemm_cuda(ctx, 0, 0, rb, C, vc, 1.0f, w.logits, vc, Wc, C, 1.0f, dh + (size_t)r0 * C, C);
-            gemm_cuda(ctx, 1, 0, vc, C, rb, 1.0f, w.logits, vc, hb, C, 1.0f, dW + (size_t)v0 * C, C);
+            gemm_cuda_prec(ctx, 0, 0, 0, rb, C, vc, 1.0f, w.logits, vc, Wc, C, 1.0f, dh + (size_t)r0 * C, C);
+            gemm_cuda_prec(ctx, 0, 1, 0, vc, C, rb, 1.0f, w.logits, vc, hb, C, 1.0f, dW + (size_t)v0 * C, C);
         }
     }
 }

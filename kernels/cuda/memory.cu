@@ -23,6 +23,9 @@ void impl_init_cuda(KernelCtx *ctx) {
     CUBLAS_CHECK(cublasSetStream(im->blas, im->stream));
     /* Plain FP32 SGEMM: no TF32 tensor-core path, so results match the CPU reference. */
     CUBLAS_CHECK(cublasSetMathMode(im->blas, CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasLtCreate(&im->lt));
+    CUDA_CHECK(cudaMalloc(&im->lt_ws, CUDA_LT_WORKSPACE));
+    im->plans = (GemmPlan *)xcalloc(CUDA_GEMM_PLANS, sizeof(GemmPlan));
     CUDA_CHECK(cudaMalloc((void **)&im->d_start, (CUDA_MAX_SEQS + 1) * sizeof(int)));
     CUDA_CHECK(cudaMalloc((void **)&im->d_pos0, CUDA_MAX_SEQS * sizeof(int)));
     CUDA_CHECK(cudaMalloc((void **)&im->d_slopes, CUDA_MAX_HEADS * sizeof(float)));
@@ -41,6 +44,10 @@ void impl_free_cuda(KernelCtx *ctx) {
     CudaImpl *im = (CudaImpl *)ctx->impl;
     CUDA_CHECK(cudaStreamSynchronize(im->stream));
     CUBLAS_CHECK(cublasDestroy(im->blas));
+    gemm_cuda_plans_free(im);
+    free(im->plans);
+    CUBLAS_CHECK(cublasLtDestroy(im->lt));
+    CUDA_CHECK(cudaFree(im->lt_ws));
     CUDA_CHECK(cudaFree(im->d_start));
     CUDA_CHECK(cudaFree(im->d_pos0));
     CUDA_CHECK(cudaFree(im->d_slopes));

@@ -61,7 +61,7 @@ static void case_free(LaCase *c) {
 }
 
 static KernelCtx ctx_for(int maxT, int NH, int HS, int block) {
-    KernelCtx ctx = {NULL, NULL, 0, NULL};
+    KernelCtx ctx = {NULL, NULL, 0, NULL, 0, 0};
     ctx.ws_bytes = lightning_ws_bytes_cpu(maxT, NH, HS, block);
     ctx.ws = malloc(ctx.ws_bytes);
     return ctx;

@@ -7,7 +7,9 @@
  * - the workspace does not grow with V beyond one chunk;
  * - backward dh, dW against float64 reference gradients at V = 9000 (with dlse and targets < 0);
  * - backward by finite differences at small V (dh and dW, with and without dlse) and at V = 9000
- *   (dh); rows with target < 0 and no dlse give no gradient; the backward accumulates.
+ *   (dh); rows with target < 0 and no dlse give no gradient; the backward accumulates;
+ * - ctx.head_bf16: every logit is the BF16 rounding (nearest even) of the FP32 one, lse/logp follow
+ *   the rounded logits, and the result differs from the FP32 head (so the flag is not a no-op).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -122,6 +124,49 @@ static void test_forward(void **state) {
     assert_true(ws < (size_t)1024 * 200064 * sizeof(float) / 100);
 }
 
+/* round to nearest even BF16, worked out on the bits independently of the kernel */
+static double bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    uint32_t lo = u & 0xffffu, hi = u & 0xffff0000u;
+    if (lo > 0x8000u || (lo == 0x8000u && (hi & 0x10000u))) hi += 0x10000u;
+    float r;
+    memcpy(&r, &hi, 4);
+    return r;
+}
+
+static void test_bf16_head(void **state) {
+    (void)state;
+    const int N = 70, C = 16, V = 9000;
+    KernelCtx ctx;
+    kernel_ctx_init(&ctx, kernels_cpu(), kernels_cpu()->lm_head_ws_bytes(N, C, V));
+    Head hd;
+    head_alloc(&hd, N, C, V, 11);
+    float *l32 = fbuf((size_t)N * V), *l16 = fbuf((size_t)N * V), *logp32 = fbuf(N), *lse32 = fbuf(N);
+    ctx.ops->lm_head_forward(&ctx, logp32, lse32, l32, hd.h, hd.W, hd.targets, N, C, V);
+    ctx.head_bf16 = 1;
+    ctx.ops->lm_head_forward(&ctx, hd.logp, hd.lse, l16, hd.h, hd.W, hd.targets, N, C, V);
+    double max_dlogp = 0.0;
+    for (int n = 0; n < N; n++) {
+        double mx = -INFINITY, sum = 0.0;
+        for (int v = 0; v < V; v++) {
+            assert_true((double)l16[(size_t)n * V + v] == bf16_round(l32[(size_t)n * V + v]));
+            mx = fmax(mx, l16[(size_t)n * V + v]);
+        }
+        for (int v = 0; v < V; v++) sum += exp(l16[(size_t)n * V + v] - mx);
+        double lse = mx + log(sum);
+        assert_true(fabs(hd.lse[n] - lse) < 2e-6 * (1.0 + fabs(lse)));
+        if (hd.targets[n] >= 0) {
+            assert_true(fabs(hd.logp[n] - (l16[(size_t)n * V + hd.targets[n]] - lse)) < 2e-6 * (1.0 + fabs(lse)));
+            max_dlogp = fmax(max_dlogp, fabs(hd.logp[n] - logp32[n]));
+        }
+    }
+    assert_true(max_dlogp > 1e-4); /* BF16 logits (about 3 significant digits) move log-probs visibly */
+    free(l32), free(l16), free(logp32), free(lse32);
+    head_free(&hd);
+    kernel_ctx_free(&ctx);
+}
+
 /* dh, dW against float64: dlogits = (dlse - g) P + g onehot, g = dlogp (0 where target < 0). */
 static void test_backward_reference(void **state) {
     const int N = 70, C = 16, V = 9000;
@@ -220,6 +265,7 @@ int main(void) {
         cmocka_unit_test(test_forward),
         cmocka_unit_test(test_backward_reference),
         cmocka_unit_test(test_backward_fd),
+        cmocka_unit_test(test_bf16_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

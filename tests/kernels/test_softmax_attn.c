@@ -60,7 +60,7 @@ static void case_free(SaCase *c) {
 }
 
 static void run_forward(const SaCase *c, float *out, float *lse) {
-    KernelCtx ctx = {NULL, NULL, 0, NULL};
+    KernelCtx ctx = {NULL, NULL, 0, NULL, 0, 0};
     ctx.ws_bytes = attention_ws_bytes_cpu(c->maxT, c->NH, c->HS);
     ctx.ws = malloc(ctx.ws_bytes);
     attention_forward_cpu(&ctx, out, lse, c->q, c->k, c->v, &c->pack, c->NH, c->KVH, c->HS, c->scale);
@@ -149,7 +149,7 @@ static void run_backward(SaCase *c, const float *R, float *dq, float *dk, float 
     size_t no = (size_t)c->N * c->NH * c->HS;
     float *out = malloc(no * sizeof(float)), *lse = malloc((size_t)c->N * c->NH * sizeof(float));
     run_forward(c, out, lse);
-    KernelCtx ctx = {NULL, NULL, 0, NULL};
+    KernelCtx ctx = {NULL, NULL, 0, NULL, 0, 0};
     ctx.ws_bytes = attention_ws_bytes_cpu(c->maxT, c->NH, c->HS);
     ctx.ws = malloc(ctx.ws_bytes);
     attention_backward_cpu(&ctx, dq, dk, dv, R, c->q, c->k, c->v, out, lse, &c->pack, c->NH, c->KVH, c->HS,
@@ -234,7 +234,7 @@ static void test_decode_matches_forward(void **state) {
         memcpy(vc + (size_t)b * TMAX * row_kv, c.v + (size_t)c.start[b] * row_kv, lens[b] * row_kv * sizeof(float));
     }
     float *q = malloc(B * row_q * sizeof(float)), *o = malloc(B * row_q * sizeof(float));
-    KernelCtx ctx = {NULL, NULL, 0, NULL};
+    KernelCtx ctx = {NULL, NULL, 0, NULL, 0, 0};
     double worst = 0.0;
     for (int p = 0; p < 33; p++) { /* decode position p of every sequence long enough */
         int len[B];

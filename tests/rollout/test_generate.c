@@ -76,7 +76,7 @@ static void test_stop_rules(void **state) {
     Gx x;
     gx_init(&x);
     /* greedy: every token has probability 1 > 0.99, so the repetition stop fires after 5 tokens */
-    GenParams p = {0.0f, 1.0f, 40, -1, 1, 5, 0.99f};
+    GenParams p = {0.0f, 1.0f, 40, -1, 1, 5, 0.99f, 0};
     assert_int_equal(gen(&x, &p), 10);
     for (int b = 0; b < 2; b++) {
         assert_int_equal(x.g.stop[b], STOP_REPETITION);
@@ -96,7 +96,7 @@ static void test_stop_rules(void **state) {
     assert_int_equal(x.g.n_gen[0], 1);
     if (first1 != first0) assert_int_not_equal(x.g.stop[1], STOP_EOS);
     /* sampling at temperature 1 from a near-uniform random model: no run of p > 0.99 tokens */
-    GenParams q = {1.0f, 1.0f, 30, -1, 1, 3, 0.99f};
+    GenParams q = {1.0f, 1.0f, 30, -1, 1, 3, 0.99f, 0};
     gen(&x, &q);
     assert_int_equal(x.g.stop[0], STOP_BUDGET);
     assert_int_equal(x.g.n_gen[0], 30);

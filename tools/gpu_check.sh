@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# tools/gpu_check.sh: the one scripted GPU run (build here with tools/gpu_bundle.sh, carry the bundle):
+# device facts, every gpu-labelled test with CISPO_REQUIRE_GPU=1, the CUDA benchmarks, the PyTorch
+# anchors of ../shared/anchors, and a CUDA demo run, each under its own time limit, in priority order.
+# Everything goes to stdout and to $OUT/log.txt; benchmarks write JSON into $OUT.
+#   usage (on the GPU machine): tools/gpu_check.sh [BUNDLE] [STEPS]   STEPS: comma list of
+#   tests,bench,lightning,attn,anchor_lin,anchor_hf,demo (default: all)
+set -u
+B=$(cd "${1:-build-gpurun}" && pwd)
+STEPS=${2:-tests,bench,lightning,attn,anchor_lin,demo,anchor_hf}
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+cd "$B"
+export LD_LIBRARY_PATH=$B/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export CISPO_REQUIRE_GPU=1
+has() { [[ ",$STEPS," == *",$1,"* ]]; }
+step() { echo; echo "=== $1 ($(date +%T))"; }
+step device
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+if has tests; then
+  for t in test_cuda_*; do
+    step "$t"
+    timeout 240 "./$t" 2>&1 | tail -40
+    echo "$t exit ${PIPESTATUS[0]}"
+  done
+fi
+for b in lightning attn; do
+  if has "$b" && [ -x "./bench_cuda_$b" ]; then step "bench_cuda_$b"; timeout 150 "./bench_cuda_$b" --json "$OUT/bench_$b.json"; fi
+done
+if has bench; then step bench_cuda_model; timeout 240 ./bench_cuda_model --json "$OUT/bench_model.json"; fi
+if has anchor_lin; then step anchor_lightning; (cd anchors && OUT=$OUT timeout 150 python lightning_torch.py 2>&1 | tail -12); fi
+if has demo; then
+  step demo_cuda
+  rm -rf /tmp/demo_cuda
+  timeout 120 ./cispo train configs/demo.yaml run.backend=cuda run.dir=/tmp/demo_cuda 2>&1 | tail -8
+  python3 - <<'PY'
+import json
+rows=[json.loads(l) for l in open('/tmp/demo_cuda/timing.jsonl')]
+print("timing.jsonl last row:", rows[-1])
+m=[json.loads(l) for l in open('/tmp/demo_cuda/metrics.jsonl')]
+print("mismatch_corr min:", min(r['mismatch_corr'] for r in m if r.get('mismatch_corr') is not None))
+PY
+fi
+if has anchor_hf; then step anchor_hf; (cd anchors && OUT=$OUT timeout 280 python hf_minimax.py 2>&1 | tail -8); fi
+step done
