@@ -12,7 +12,8 @@
  *      and the gaps between them are pieces).
  *   3. Each piece's bytes become byte-level symbols (one per byte). With ignore_merges a piece
  *      that is itself a vocab entry is one token; otherwise merges apply lowest rank first,
- *      leftmost among equal ranks, until no adjacent pair has a merge.
+ *      leftmost among equal ranks, until no adjacent pair has a merge (a plain scan for short pieces,
+ *      a heap for pieces over BPE_SHORT_PIECE bytes, so a 100 kB run of letters stays O(n log n)).
  * Decode concatenates each id's bytes (tokenizer_bpe_internal.h) and repairs ill-formed UTF-8 the
  * same way (HF's ByteLevel decoder). BOS/EOS/PAD are skipped as the interface says; ids outside
  * the vocabulary become "<?id>" (HF drops them).
@@ -145,6 +146,8 @@ static void emit(Sink *k, int id) {
     k->n++;
 }
 
+#define BPE_SHORT_PIECE 48 /* longer pieces take the heap-based merge loop */
+
 /* Merge loop over sym (n ids): lowest rank first, leftmost on ties. rank[i] is pair (i, i+1)'s. */
 static void bpe_merge(const BpeTok *b, int *sym, uint64_t *rank, int n, Sink *k) {
     for (int i = 0; i + 1 < n; i++) rank[i] = pair_merge(b, sym[i], sym[i + 1]);
@@ -161,6 +164,66 @@ static void bpe_merge(const BpeTok *b, int *sym, uint64_t *rank, int n, Sink *k)
         if (best + 1 < n) rank[best] = pair_merge(b, sym[best], sym[best + 1]);
     }
     for (int i = 0; i < n; i++) emit(k, sym[i]);
+}
+
+/* Min-heap of candidate merges by (rank, position): the same order as bpe_merge's scan. */
+typedef struct {
+    uint32_t rank;
+    int pos;
+} Cand;
+
+static int cand_less(Cand a, Cand c) { return a.rank < c.rank || (a.rank == c.rank && a.pos < c.pos); }
+
+static void heap_push(Cand *h, int *n, Cand c) {
+    int i = (*n)++;
+    while (i > 0 && cand_less(c, h[(i - 1) / 2])) h[i] = h[(i - 1) / 2], i = (i - 1) / 2;
+    h[i] = c;
+}
+
+static Cand heap_pop(Cand *h, int *n) {
+    Cand top = h[0], last = h[--*n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && cand_less(h[c + 1], h[c])) c++;
+        if (!cand_less(h[c], last)) break;
+        h[i] = h[c], i = c;
+    }
+    h[i] = last;
+    return top;
+}
+
+static void push_pair(const BpeTok *b, const int *sym, const int *next, int pos, Cand *h, int *nh) {
+    if (pos < 0 || next[pos] < 0) return;
+    uint64_t m = pair_merge(b, sym[pos], sym[next[pos]]);
+    if (m != UINT64_MAX) heap_push(h, nh, (Cand){(uint32_t)(m >> 32), pos});
+}
+
+/* The merge loop for long pieces, O(n log n): symbols in a linked list, candidates in a heap;
+ * a popped candidate whose pair has changed since it was pushed is stale and skipped. */
+static void bpe_merge_long(const BpeTok *b, int *sym, int n, Sink *k) {
+    int *next = xmalloc((size_t)n * sizeof(int)), *prev = xmalloc((size_t)n * sizeof(int)), nh = 0;
+    Cand *h = xmalloc((size_t)3 * (size_t)n * sizeof(Cand)); /* n - 1 initial + at most 2 per merge */
+    for (int i = 0; i < n; i++) next[i] = i + 1 < n ? i + 1 : -1, prev[i] = i - 1;
+    for (int i = 0; i + 1 < n; i++) push_pair(b, sym, next, i, h, &nh);
+    while (nh > 0) {
+        Cand c = heap_pop(h, &nh);
+        int j = sym[c.pos] >= 0 ? next[c.pos] : -1;
+        if (j < 0) continue;
+        uint64_t m = pair_merge(b, sym[c.pos], sym[j]);
+        if (m == UINT64_MAX || (uint32_t)(m >> 32) != c.rank) continue;
+        sym[c.pos] = (int)(uint32_t)m;
+        sym[j] = -1;
+        next[c.pos] = next[j];
+        if (next[j] >= 0) prev[next[j]] = c.pos;
+        push_pair(b, sym, next, prev[c.pos], h, &nh);
+        push_pair(b, sym, next, c.pos, h, &nh);
+    }
+    for (int i = 0; i >= 0; i = next[i]) emit(k, sym[i]);
+    free(next);
+    free(prev);
+    free(h);
 }
 
 /* One pre-token (bytes s[0..len)) to ids. */
@@ -188,7 +251,8 @@ static void bpe_word(const BpeTok *b, const char *s, size_t len, Sink *k) {
         whole = bpe_lookup(b, str, sl);
     }
     if (whole >= 0) emit(k, whole);
-    else bpe_merge(b, sym, rank, n, k);
+    else if (n > BPE_SHORT_PIECE) bpe_merge_long(b, sym, n, k);
+    else if (n > 0) bpe_merge(b, sym, rank, n, k);
     if (len > SMALL) {
         free(sym);
         free(rank);

@@ -13,7 +13,8 @@ ignore_merges as in the published tokenizer.json files) and that family's specia
 
 Each gets DIR/<name>/tokenizer.json and a tokenizer_config.json naming bos/eos/pad as the
 published ones do. Then, for qwen2 and llama3, a few thousand strings (ASCII, code, CJK, emoji,
-whitespace runs, contractions, decomposed accents, special tokens inside text, invalid UTF-8)
+whitespace runs, contractions, decomposed accents, special tokens inside text, invalid UTF-8, and
+a few pieces thousands of bytes long)
 are encoded without added BOS (add_special_tokens=False): DIR/cases.jsonl holds the strings
 ({"text": s} or {"hex": bytes} for invalid UTF-8, which is encoded as Python's
 bytes.decode("utf-8", "replace") of it, i.e. what a Python caller hands `tokenizers`) and
@@ -131,6 +132,10 @@ def random_string(rng):
 def write_cases(out, rng, toks):
     cases = [random_string(rng) for _ in range(3000)]
     cases = [c for c in cases if len(c) > 0]
+    long_rng = random.Random(88)  # long pieces (the encoder's heap-based merge loop), own stream
+    cases += ["ab" * 600, "".join(long_rng.choice("abcde") for _ in range(3000)), " " * 2000, "1" * 500 + "x",
+              "东京" * 300, "=" * 1000, "\n" * 300 + "end", "the" * 400 + " " + "Zz" * 300,
+              "".join(long_rng.choice("aé東 ") for _ in range(2000))]
     with open(os.path.join(out, "cases.jsonl"), "w") as f:
         for c in cases:
             if isinstance(c, bytes):
