@@ -112,6 +112,7 @@ def main():
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--work", default="/tmp/cispo_bench_tokenizer")
     ap.add_argument("--bin", default=os.path.join(ROOT, "build/bench/bench_tokenizer"))
+    ap.add_argument("--reuse", action="store_true", help="keep the corpus and tokenizer already in --work")
     ap.add_argument("--write")
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -121,8 +122,9 @@ def main():
     import tokenizers
     os.makedirs(args.work, exist_ok=True)
     corpus, tok_path = os.path.join(args.work, "corpus.txt"), os.path.join(args.work, "tokenizer.json")
-    build_corpus(corpus, args.mb)
-    train(tok_path, corpus, args.vocab)
+    if not (args.reuse and os.path.exists(tok_path)):
+        build_corpus(corpus, args.mb)
+        train(tok_path, corpus, args.vocab)
     nbytes = os.path.getsize(corpus)
     c = json.loads(subprocess.run([args.bin, tok_path, corpus, "5"], check=True, capture_output=True, text=True).stdout)
     env = dict(os.environ, RAYON_NUM_THREADS="1")
