@@ -2,11 +2,13 @@
  *
  * Fixtures (tests/data/tokenizers, made by tools/make_tokenizer_fixtures.py with tokenizers
  * 0.23.3): two small byte-level BPE tokenizers trained with the Qwen2 and Llama-3 pre-tokenisation,
- * 3000 strings (ASCII, code, CJK, emoji, whitespace runs, contractions, decomposed accents, special
- * tokens inside text, ill-formed UTF-8) with the ids HF gives each, and 500 random id sequences per
- * tokenizer with HF's decode. Every id and every decoded byte must match. Also: the round trip
- * decode(encode(s)) == s where no normalizer changes s (and s holds no BOS/EOS text, which decode skips), the roles read from tokenizer_config.json,
- * capacity handling, and the error messages for malformed files (file name + JSON path).
+ * 3009 strings (ASCII, code, CJK, emoji, whitespace runs, contractions, decomposed accents, special
+ * tokens inside text, ill-formed UTF-8, pieces thousands of bytes long) with the ids HF gives each,
+ * and 500 random id sequences per tokenizer with HF's decode. Every id and every decoded byte must
+ * match. Also: the round trip decode(encode(s)) == s where no normalizer changes s (and s holds no
+ * BOS/EOS text, which decode skips), the roles read from tokenizer_config.json, capacity handling,
+ * random byte strings (encoding never fails, decoding gives well-formed UTF-8), and the error
+ * messages for malformed files (file name + JSON path).
  * labels: unit
  */
 #include <stdarg.h>
@@ -185,6 +187,67 @@ static void test_capacity(void **state) {
     tokenizer_free(&t);
 }
 
+/* 1 if s (n bytes) is well-formed UTF-8 (Unicode Table 3-7), checked here independently of the
+ * tokenizer by decoding each sequence and rejecting overlongs, surrogates and values > U+10FFFF. */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!len || i + (size_t)len > n) return 0;
+        uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+        for (int k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        i += (size_t)len;
+    }
+    return 1;
+}
+
+/* Random byte strings (fragments of valid text spliced with arbitrary bytes): encoding never
+ * fails, ids stay in the vocabulary, decoding gives well-formed UTF-8, and valid input round-trips
+ * through the tokenizer without a normalizer. */
+static void test_random_bytes(void **state) {
+    (void)state;
+    Tokenizer t;
+    load(&t, "llama3");
+    static const char *frag[] = {"héllo ", "東京", "😀", "\t\n", "  ", "x=1;", "'ll", "<|eot", "id|>", "9999"};
+    uint64_t x = 88172645463325252ull;
+    int n_valid = 0;
+    for (int it = 0; it < 3000; it++) {
+        char s[256];
+        size_t n = 0;
+        int parts = 1 + it % 12;
+        for (int p = 0; p < parts; p++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            if (x % 3 == 0) {
+                unsigned char b = (unsigned char)(1 + (x >> 8) % 255); /* never NUL */
+                s[n++] = (char)b;
+            } else {
+                const char *f = frag[(x >> 16) % 10];
+                memcpy(s + n, f, strlen(f));
+                n += strlen(f);
+            }
+        }
+        s[n] = '\0';
+        int ids[1024];
+        int k = t.encode(&t, s, ids, 1024);
+        assert_true(k > 0);
+        for (int i = 0; i < k; i++) assert_true(ids[i] >= 0 && ids[i] < t.vocab_size);
+        char back[2048];
+        size_t len = t.decode(&t, ids, k, back, sizeof back);
+        assert_true(valid_utf8((const unsigned char *)back, len));
+        if (valid_utf8((const unsigned char *)s, n) && !strstr(s, "<|eot_id|>")) {
+            n_valid++;
+            assert_string_equal(back, s);
+        }
+    }
+    assert_true(n_valid > 100);
+    tokenizer_free(&t);
+}
+
 /* Write `json` as DIR/name and return the load's error (message in err_msg()). */
 static int load_text(const char *name, const char *json) {
     char p[600];
@@ -234,7 +297,7 @@ int main(void) {
         cmocka_unit_test(test_qwen2_encode),   cmocka_unit_test(test_llama3_encode),
         cmocka_unit_test(test_qwen2_decode),   cmocka_unit_test(test_llama3_decode),
         cmocka_unit_test(test_roles_and_tags), cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_random_bytes),   cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tmpdir_remove(g_dir);
