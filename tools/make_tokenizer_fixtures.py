@@ -9,10 +9,11 @@ ignore_merges as in the published tokenizer.json files) and that family's specia
   qwen2   NFC + Qwen2's split regex (single digits), ChatML tokens and <think>/<answer> tags
   llama3  no normalizer, Llama-3's split regex (digits in runs of 1-3), ignore_merges, its
           header tokens, no reasoning tags (they encode as ordinary text)
+  gpt2    ByteLevel's own (GPT-2) regex, no normalizer; ids for the first 1000 strings only
   minimax the Qwen2 pre-tokenisation with MiniMax-M1's document/sentence tokens and the tags
 
 Each gets DIR/<name>/tokenizer.json and a tokenizer_config.json naming bos/eos/pad as the
-published ones do. Then, for qwen2 and llama3, a few thousand strings (ASCII, code, CJK, emoji,
+published ones do. Then, for qwen2 and llama3 (and gpt2), a few thousand strings (ASCII, code, CJK, emoji,
 whitespace runs, contractions, decomposed accents, special tokens inside text, invalid UTF-8, and
 a few pieces thousands of bytes long)
 are encoded without added BOS (add_special_tokens=False): DIR/cases.jsonl holds the strings
@@ -48,6 +49,8 @@ FAMILIES = {
                    special=["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                             "<|eot_id|>"], tags=[],
                    config={"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None}),
+    "gpt2": dict(split=None, nfc=False, ignore_merges=False, vocab=600, special=["<|endoftext|>"], tags=[],
+                 config={"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": None}),
     "minimax": dict(split=QWEN2_SPLIT, nfc=True, ignore_merges=False, vocab=700,
                     special=["<end_of_document>", "<begin_of_document>", "<beginning_of_sentence>",
                              "<end_of_sentence>"], tags=TAGS,
@@ -86,9 +89,12 @@ def train(name, spec, rng):
     tok = Tokenizer(models.BPE(ignore_merges=spec["ignore_merges"]))
     if spec["nfc"]:
         tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(spec["split"]), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    if spec["split"]:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(spec["split"]), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+    else:  # GPT-2: the ByteLevel pre-tokenizer's own regex
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
     trainer = trainers.BpeTrainer(vocab_size=spec["vocab"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   special_tokens=spec["special"], show_progress=False)
@@ -129,7 +135,7 @@ def random_string(rng):
     return b
 
 
-def write_cases(out, rng, toks):
+def write_cases(out, rng, toks, limits):
     cases = [random_string(rng) for _ in range(3000)]
     cases = [c for c in cases if len(c) > 0]
     long_rng = random.Random(88)  # long pieces (the encoder's heap-based merge loop), own stream
@@ -147,7 +153,7 @@ def write_cases(out, rng, toks):
             f.write(json.dumps({"text": c}, ensure_ascii=False) + "\n")
     for name, tok in toks.items():
         with open(os.path.join(out, name, "encode.txt"), "w") as f:
-            for c in cases:
+            for c in cases[:limits.get(name, len(cases))]:
                 s = c.decode("utf-8", "replace") if isinstance(c, bytes) else c
                 f.write(" ".join(map(str, tok.encode(s, add_special_tokens=False).ids)) + "\n")
 
@@ -175,7 +181,7 @@ def main():
         with open(os.path.join(args.out, name, "tokenizer_config.json"), "w") as f:
             json.dump(spec["config"], f, indent=1)
         toks[name] = tok
-    write_cases(args.out, rng, {k: toks[k] for k in ("qwen2", "llama3")})
+    write_cases(args.out, rng, {k: toks[k] for k in ("qwen2", "llama3", "gpt2")}, {"gpt2": 1000})
     for name in ("qwen2", "llama3"):
         write_decode(args.out, name, toks[name], FAMILIES[name]["config"], rng)
     with open(os.path.join(args.out, "chat.jsonl"), "w") as f:
