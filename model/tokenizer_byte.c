@@ -79,6 +79,12 @@ static size_t byte_decode(const Tokenizer *t, const int *ids, int n, char *out, 
     return pos;
 }
 
+static int byte_added_id(const Tokenizer *t, const char *s) {
+    for (int k = 0; k < TOK_N_TAGS; k++)
+        if (strcmp(t->tag_str[k], s) == 0) return t->tag[k];
+    return -1;
+}
+
 void tokenizer_byte_init(Tokenizer *t) {
     memset(t, 0, sizeof(*t));
     t->vocab_size = TOK_BYTE_VOCAB;
@@ -91,5 +97,5 @@ void tokenizer_byte_init(Tokenizer *t) {
     }
     t->encode = byte_encode;
     t->decode = byte_decode;
-    t->impl = NULL;
+    t->added_id = byte_added_id;
 }

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "model/chat_template.h"
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -121,12 +122,14 @@ void problems_eval(const ProblemSet *ps, int i, Problem *p) {
 }
 
 int problems_prompt_tokens(const Tokenizer *tok, const Problem *p, int *out, int cap) {
+    if (tok->chat) return chat_prompt_tokens(tok, p->prompt, out, cap);
     char text[TASK_PROMPT_MAX + 2];
     snprintf(text, sizeof text, "%s\n", p->prompt);
-    if (cap < 2) return -1;
-    out[0] = tok->bos;
-    int n = tok->encode(tok, text, out + 1, cap - 1);
-    return n < 0 ? -1 : n + 1;
+    int nb = tok->bos >= 0; /* Qwen2's tokenizer has no BOS */
+    if (cap < nb + 1) return -1;
+    if (nb) out[0] = tok->bos;
+    int n = tok->encode(tok, text, out + nb, cap - nb);
+    return n < 0 ? -1 : n + nb;
 }
 
 int problems_sft_tokens(const Tokenizer *tok, const Problem *p, int *out, int cap, int *n_prompt) {

@@ -6,8 +6,9 @@
  * dataset. The held-out set uses data.eval_seed; training problems whose prompt also appears in
  * the held-out set are skipped, so evaluation never sees a trained prompt.
  *
- * Token layout: prompt = BOS + prompt text + "\n"; the model then writes
- * "<think>...</think><answer>...</answer>" and EOS.
+ * Token layout: prompt = BOS (when the tokenizer has one) + prompt text + "\n", or, with a chat
+ * template (data.chat_template), the template's system turn + user turn + generation prompt; the
+ * model then writes "<think>...</think><answer>...</answer>" and EOS (the template's end of turn).
  */
 #ifndef CISPO_TRAINER_PROBLEMS_H
 #define CISPO_TRAINER_PROBLEMS_H

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "model/chat_template.h"
 #include "trainer/model_setup.h"
 
 /* Longest prompt and SFT sequence over sampled training and held-out problems. */
@@ -34,7 +35,10 @@ int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_confi
     int err = fs_mkdir_p(r->rc.dir);
     if (err) return err;
     if (write_config && (err = run_save_config(r))) return err;
-    tokenizer_byte_init(&r->tok);
+    if ((err = tokenizer_open(&r->tok, r->rc.tokenizer, r->rc.chat_template, r->rc.system_prompt))) return err;
+    if (r->tok.eos < 0)
+        return err_set(ERR_CONFIG, "model.tokenizer %s names no EOS token\nHINT: put its tokenizer_config.json "
+                                   "beside it, or set data.chat_template", r->rc.tokenizer);
     if ((err = problems_init(&r->ps, &r->rc))) return err;
     measure_lengths(r, &r->max_prompt, &r->max_sft);
     const RunConfig *c = &r->rc;
@@ -77,4 +81,5 @@ void run_close(Run *r) {
     model_free(&r->m);
     kernel_ctx_free(&r->ctx);
     problems_free(&r->ps);
+    tokenizer_free(&r->tok);
 }

@@ -32,6 +32,8 @@ static const ConfigField kRunSchema[] = {
 
     F("model.path", CFG_STRING, model_path, "", 1, 0, NULL,
       "Hugging Face model dir; empty = build from the fields below"),
+    F("model.tokenizer", CFG_STRING, tokenizer, "", 1, 0, NULL,
+      "Hugging Face tokenizer.json (byte-level BPE); empty = the built-in byte tokenizer"),
     F("model.family", CFG_ENUM, family, "minimax", 1, 0, "minimax|qwen2|llama", "architecture"),
     F("model.vocab_size", CFG_INT, vocab_size, "272", 2, 1 << 24, NULL, "256 bytes + 16 specials"),
     F("model.hidden_size", CFG_INT, hidden_size, "128", 8, 65536, NULL, "model width C"),
@@ -64,6 +66,12 @@ static const ConfigField kRunSchema[] = {
     F("data.difficulty_min", CFG_INT, difficulty_min, "3", 1, 1000, NULL, "lowest difficulty drawn"),
     F("data.difficulty_max", CFG_INT, difficulty_max, "6", 1, 1000, NULL, "highest difficulty drawn"),
     F("data.jsonl", CFG_STRING, jsonl, "", 1, 0, NULL, "JSONL dataset ({prompt, answer}) used instead of data.tasks"),
+    F("data.chat_template", CFG_ENUM, chat_template, "none", 1, 0, "none|chatml|minimax",
+      "prompt format: none (BOS + prompt), chatml (Qwen2) or minimax (M1); needs model.tokenizer's special tokens"),
+    F("data.system_prompt", CFG_STRING, system_prompt,
+      "A conversation between User and Assistant. The assistant first thinks about the reasoning process and then "
+      "gives the answer, enclosed in <think> </think> and <answer> </answer> tags.",
+      1, 0, NULL, "system turn of the chat template (empty = none)"),
     F("data.strict", CFG_BOOL, strict, "false", 1, 0, NULL, "a malformed dataset line stops the run"),
     F("data.eval_seed", CFG_INT64, eval_seed, "1000003", 1, 0, NULL, "seed of the held-out problems"),
     F("data.eval_size", CFG_INT, eval_size, "128", 1, 1 << 20, NULL, "held-out problems per evaluation"),

@@ -20,6 +20,7 @@ typedef struct {
 
     /* model: either an HF directory (model.path) or a built-in architecture */
     char model_path[512];    /* model.path: HF model dir; empty = build from the fields below */
+    char tokenizer[512];     /* model.tokenizer: tokenizer.json path; empty = byte tokenizer */
     char family[16];         /* model.family: minimax | qwen2 | llama */
     int vocab_size;          /* model.vocab_size */
     int hidden_size;         /* model.hidden_size */
@@ -50,6 +51,8 @@ typedef struct {
     int difficulty_min;      /* data.difficulty_min */
     int difficulty_max;      /* data.difficulty_max */
     char jsonl[512];         /* data.jsonl: a JSONL dataset used instead of data.tasks when set */
+    char chat_template[16];  /* data.chat_template: none | chatml | minimax */
+    char system_prompt[1024];/* data.system_prompt: the chat template's system turn */
     int strict;              /* data.strict: a malformed dataset line stops the run */
     long long eval_seed;     /* data.eval_seed: seed of the held-out problems (never trained on) */
     int eval_size;           /* data.eval_size: held-out problems per evaluation */
