@@ -9,7 +9,7 @@
  * in shared memory; Q K^T, P V, dS K, P^T dO and dS^T Q run on WMMA 16x16x16 BF16 with FP32
  * accumulators; softmax statistics stay in FP32 (base-2 exponentials, scores pre-multiplied by
  * scale*log2(e)). Expected error against the FP32 reference: 1e-3..1e-2 relative (BF16 has an
- * 8-bit mantissa; P is rounded to BF16 before P V).
+ * 8-bit mantissa; P and dS are rounded to BF16 before their products): ~2e-3 out, ~4e-3 gradients.
  * - Forward: one block per (query tile, head, sequence); loop over the key tiles up to the diagonal
  *   with the online softmax (running max m and sum l per row; O rescaled in shared memory by
  *   exp2(m_old - m_new), then O += P V through the accumulator fragments). Writes out = O / l and
@@ -197,8 +197,10 @@ static __global__ void __launch_bounds__(FA_THREADS)
         __nv_bfloat162 *Pr = reinterpret_cast<__nv_bfloat162 *>(reinterpret_cast<bf16 *>(S) + r * FA_LDP + half * 32);
 #pragma unroll
         for (int c = 0; c < 16; c++) Pr[c] = pk[c];
+        if (alpha != 1.0f) { /* the row maximum moved (always on the first tile: alpha = 0) */
 #pragma unroll 8
-        for (int e = 0; e < D / 2; e++) Or[e] *= alpha;
+            for (int e = 0; e < D / 2; e++) Or[e] *= alpha;
+        }
         __syncwarp();
         FragAcc acc[D / 16];
         float *Ow = O + warp * 16 * LDO;

@@ -6,8 +6,9 @@
  * multiples of the 64-row tile (1, 37, 65, 129, 200, ..., up to 3000, and an empty one), head sizes
  * 32/64/128, grouped-query groups 1/2/4/8. Errors are ||cuda - cpu|| / ||cpu|| in float64.
  * Tolerances: the forward and backward round Q, K, V, dO and P to BF16 (8-bit mantissa) and
- * accumulate in FP32, so out/lse are expected within ~3e-3 and the gradients within ~1e-2 relative;
- * the test allows TOL_FWD = 1e-2 and TOL_BWD = 3e-2. Decode is FP32 throughout: TOL_F32 = 1e-5.
+ * accumulate in FP32, so out is expected within ~2e-3, lse ~4e-5 and the gradients ~4e-3 relative
+ * (a numpy emulation of the tile loops with BF16 rounding); the test allows TOL_FWD = 1e-2 and
+ * TOL_BWD = 3e-2. Decode is FP32 throughout: TOL_F32 = 1e-5.
  * Gradient outputs are pre-filled with random values (the ops accumulate) and the error is taken on
  * the increment; overwritten outputs are NaN-poisoned first. The backward must be bitwise
  * reproducible (no atomics). CISPO_CUDA_NAIVE_ATTN=1 selects the naive kernels (cross-check, and
