@@ -13,7 +13,8 @@
  * - Forward: one block per (query tile, head, sequence); loop over the key tiles up to the diagonal
  *   with the online softmax (running max m and sum l per row; O rescaled in shared memory by
  *   exp2(m_old - m_new), then O += P V through the accumulator fragments). Writes out = O / l and
- *   lse = (m + log2 l) ln 2. Tiles with the most keys are launched first.
+ *   lse = (m + log2 l) ln 2. Tiles with the most keys are launched first (the grid is tile-major over
+ *   all sequences, so a long sequence of a packed batch does not finish last).
  * - Backward (deterministic, no atomics): pass 1, one block per (query tile, head): D_i = dO_i . O_i
  *   in FP32 (kept in the workspace for pass 2), then for each key tile S = Q K^T, dP = dO V^T,
  *   P = exp2(S' - lse'), dS = P (dP - D), dQ += dS K in register fragments; dq += scale dQ.
@@ -141,17 +142,17 @@ static __device__ __forceinline__ void fa_add_out(float *dst, size_t ld, int val
 
 /* ---------------- forward ---------------- */
 
-/* grid (B * tiles, NH); smem FaLayout<D>::fwd: Qs | Ks | Vs (BF16) | S (FP32, P overlaid) | O (FP32) */
+/* grid (tiles * B, NH), tile-major; smem FaLayout<D>::fwd: Qs | Ks | Vs (BF16) | S (FP32, P overlaid) | O (FP32) */
 template <int D>
 static __global__ void __launch_bounds__(FA_THREADS)
     fa_forward_kernel(float *__restrict__ out, float *__restrict__ lse, const float *__restrict__ q,
                       const float *__restrict__ k, const float *__restrict__ v, const int *__restrict__ start,
-                      int NH, int KVH, int tiles, float scale2) {
+                      int B, int NH, int KVH, int tiles, float scale2) {
     extern __shared__ __align__(128) unsigned char fa_smem[];
     constexpr int LDH = D + 8, LDO = D + 4;
     bf16 *Qs = reinterpret_cast<bf16 *>(fa_smem), *Ks = Qs + 64 * LDH, *Vs = Ks + 64 * LDH;
     float *S = reinterpret_cast<float *>(Vs + 64 * LDH), *O = S + 64 * FA_LDS;
-    const int b = blockIdx.x / tiles, tile = tiles - 1 - (int)(blockIdx.x % tiles);
+    const int b = (int)(blockIdx.x % B), tile = tiles - 1 - (int)(blockIdx.x / B); /* biggest tiles first */
     const int h = blockIdx.y, g = h / (NH / KVH);
     const int t0 = start[b], T = start[b + 1] - t0, i0 = tile * FA_BM;
     if (i0 >= T) return;
@@ -221,19 +222,19 @@ static __global__ void __launch_bounds__(FA_THREADS)
 
 /* ---------------- backward ---------------- */
 
-/* Pass 1. grid (B * tiles, NH); smem FaLayout<D>::bwd: Qs | dOs | Ks | Vs (BF16) | S | dP (FP32, dS
+/* Pass 1. grid (tiles * B, NH), tile-major; smem FaLayout<D>::bwd: Qs | dOs | Ks | Vs (BF16) | S | dP (FP32, dS
  * overlaid on S) | Ls | Dv (64 floats each). Writes Dws(N, NH) = dO . O. */
 template <int D>
 static __global__ void __launch_bounds__(FA_THREADS)
     fa_bwd_dq_kernel(float *__restrict__ dq, float *__restrict__ Dws, const float *__restrict__ dout,
                      const float *__restrict__ q, const float *__restrict__ k, const float *__restrict__ v,
                      const float *__restrict__ out, const float *__restrict__ lse, const int *__restrict__ start,
-                     int NH, int KVH, int tiles, float scale2) {
+                     int B, int NH, int KVH, int tiles, float scale2) {
     extern __shared__ __align__(128) unsigned char fa_smem[];
     constexpr int LDH = D + 8;
     bf16 *Qs = reinterpret_cast<bf16 *>(fa_smem), *dOs = Qs + 64 * LDH, *Ks = dOs + 64 * LDH, *Vs = Ks + 64 * LDH;
     float *S = reinterpret_cast<float *>(Vs + 64 * LDH), *dP = S + 64 * FA_LDS, *Ls = dP + 64 * FA_LDS, *Dv = Ls + 64;
-    const int b = blockIdx.x / tiles, tile = tiles - 1 - (int)(blockIdx.x % tiles);
+    const int b = (int)(blockIdx.x % B), tile = tiles - 1 - (int)(blockIdx.x / B); /* biggest tiles first */
     const int h = blockIdx.y, g = h / (NH / KVH);
     const int t0 = start[b], T = start[b + 1] - t0, i0 = tile * FA_BM;
     if (i0 >= T) return;
@@ -291,19 +292,19 @@ static __global__ void __launch_bounds__(FA_THREADS)
                   dP + warp * 16 * FA_LDS);
 }
 
-/* Pass 2. grid (B * tiles, KVH); smem as pass 1: Ks | Vs | Qs | dOs | St | dPt | Ls | Dv. */
+/* Pass 2. grid (tiles * B, KVH), tile-major; smem as pass 1: Ks | Vs | Qs | dOs | St | dPt | Ls | Dv. */
 template <int D>
 static __global__ void __launch_bounds__(FA_THREADS)
     fa_bwd_dkdv_kernel(float *__restrict__ dk, float *__restrict__ dv, const float *__restrict__ Dws,
                        const float *__restrict__ dout, const float *__restrict__ q, const float *__restrict__ k,
                        const float *__restrict__ v, const float *__restrict__ lse, const int *__restrict__ start,
-                       int NH, int KVH, int tiles, float scale2) {
+                       int B, int NH, int KVH, int tiles, float scale2) {
     extern __shared__ __align__(128) unsigned char fa_smem[];
     constexpr int LDH = D + 8;
     bf16 *Ks = reinterpret_cast<bf16 *>(fa_smem), *Vs = Ks + 64 * LDH, *Qs = Vs + 64 * LDH, *dOs = Qs + 64 * LDH;
     float *St = reinterpret_cast<float *>(dOs + 64 * LDH), *dPt = St + 64 * FA_LDS, *Ls = dPt + 64 * FA_LDS;
     float *Dv = Ls + 64;
-    const int b = blockIdx.x / tiles, tile = (int)(blockIdx.x % tiles); /* low tiles have the most work */
+    const int b = (int)(blockIdx.x % B), tile = (int)(blockIdx.x / B); /* low tiles have the most work */
     const int g = blockIdx.y, grp = NH / KVH;
     const int t0 = start[b], T = start[b + 1] - t0, j0 = tile * FA_BN;
     if (j0 >= T) return;
@@ -520,8 +521,8 @@ static int fa_forward_launch(KernelCtx *ctx, float *out, float *lse, const float
     if (!fa_smem_optin(ctx, fa_forward_kernel<D>, smem, &done)) return 0;
     const int tiles = (d->max_len + FA_BM - 1) / FA_BM;
     dim3 grid((unsigned)(d->B * tiles), (unsigned)NH);
-    fa_forward_kernel<D><<<grid, FA_THREADS, smem, cuda_impl(ctx)->stream>>>(out, lse, q, k, v, d->start, NH, KVH,
-                                                                             tiles, scale * FA_LOG2E);
+    fa_forward_kernel<D><<<grid, FA_THREADS, smem, cuda_impl(ctx)->stream>>>(out, lse, q, k, v, d->start, d->B, NH,
+                                                                             KVH, tiles, scale * FA_LOG2E);
     CUDA_LAUNCH_CHECK();
     return 1;
 }
@@ -538,10 +539,10 @@ static int fa_backward_launch(KernelCtx *ctx, float *dq, float *dk, float *dv, c
     const int tiles = (d->max_len + FA_BM - 1) / FA_BM;
     cudaStream_t st = cuda_impl(ctx)->stream;
     dim3 g1((unsigned)(d->B * tiles), (unsigned)NH), g2((unsigned)(d->B * tiles), (unsigned)KVH);
-    fa_bwd_dq_kernel<D><<<g1, FA_THREADS, smem, st>>>(dq, Dws, dout, q, k, v, out, lse, d->start, NH, KVH, tiles,
+    fa_bwd_dq_kernel<D><<<g1, FA_THREADS, smem, st>>>(dq, Dws, dout, q, k, v, out, lse, d->start, d->B, NH, KVH, tiles,
                                                        scale * FA_LOG2E);
     CUDA_LAUNCH_CHECK();
-    fa_bwd_dkdv_kernel<D><<<g2, FA_THREADS, smem, st>>>(dk, dv, Dws, dout, q, k, v, lse, d->start, NH, KVH, tiles,
+    fa_bwd_dkdv_kernel<D><<<g2, FA_THREADS, smem, st>>>(dk, dv, Dws, dout, q, k, v, lse, d->start, d->B, NH, KVH, tiles,
                                                          scale * FA_LOG2E);
     CUDA_LAUNCH_CHECK();
     return 1;
