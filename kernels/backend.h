@@ -132,7 +132,9 @@ typedef struct KernelOps {
     /* ---- causal softmax attention with grouped-query heads ----
      * q(N, NH, HS), k(N, KVH, HS), v(N, KVH, HS), out(N, NH, HS), lse(N, NH) the log-sum-exp of
      * each row of scaled scores (saved for the backward). Query head h reads kv head h / (NH/KVH).
-     * Causal within each packed sequence. Workspace: attention_ws_bytes(). */
+     * Causal within each packed sequence. Workspace: attention_ws_bytes(max_tokens, NH, HS), whose
+     * first argument bounds both the packed token count N and every sequence length (the CUDA
+     * backward keeps N*NH floats there, its decode the partial softmaxes of the context splits). */
     void (*attention_forward)(KernelCtx *ctx, float *out, float *lse, const float *q, const float *k,
                               const float *v, const SeqPack *pack, int NH, int KVH, int HS, float scale);
     void (*attention_backward)(KernelCtx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q,

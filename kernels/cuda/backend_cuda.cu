@@ -42,10 +42,11 @@ static const KernelOps cuda_ops = {
     .lightning_decode = lightning_decode_cuda,
     .lightning_ws_bytes = lightning_ws_bytes_cuda,
 
-    .attention_forward = attention_forward_cuda,
-    .attention_backward = attention_backward_cuda,
-    .attention_decode = attention_decode_cuda,
-    .attention_ws_bytes = attention_ws_bytes_cuda,
+    /* flash_attn.cu; the naive softmax_attn.cu kernels with CISPO_CUDA_NAIVE_ATTN=1 */
+    .attention_forward = flash_attention_forward_cuda,
+    .attention_backward = flash_attention_backward_cuda,
+    .attention_decode = flash_attention_decode_cuda,
+    .attention_ws_bytes = flash_attention_ws_bytes_cuda,
 
     .moe_route_forward = moe_route_forward_cuda,
     .moe_route_backward = moe_route_backward_cuda,

@@ -43,6 +43,12 @@ void attention_forward_cuda(KernelCtx *ctx, float *out, float *lse, const float 
 void attention_backward_cuda(KernelCtx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v, const float *out, const float *lse, const SeqPack *pack, int NH, int KVH, int HS, float scale);
 void attention_decode_cuda(KernelCtx *ctx, float *out, const float *q, const float *kcache, const float *vcache, const int *len, int B, int Tmax, int NH, int KVH, int HS, float scale);
 size_t attention_ws_bytes_cuda(int max_seq_len, int NH, int HS);
+/* flash_attn.cu: the table's attention ops (tensor-core tiles, flash-decoding); they call the naive
+ * ones above as fallback (CISPO_CUDA_NAIVE_ATTN=1, other head sizes, small workspace). */
+void flash_attention_forward_cuda(KernelCtx *ctx, float *out, float *lse, const float *q, const float *k, const float *v, const SeqPack *pack, int NH, int KVH, int HS, float scale);
+void flash_attention_backward_cuda(KernelCtx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v, const float *out, const float *lse, const SeqPack *pack, int NH, int KVH, int HS, float scale);
+void flash_attention_decode_cuda(KernelCtx *ctx, float *out, const float *q, const float *kcache, const float *vcache, const int *len, int B, int Tmax, int NH, int KVH, int HS, float scale);
+size_t flash_attention_ws_bytes_cuda(int max_tokens, int NH, int HS);
 void moe_route_forward_cuda(KernelCtx *ctx, float *probs, int *topk_idx, float *topk_w, const float *logits, int N, int E, int K);
 void moe_route_backward_cuda(KernelCtx *ctx, float *dlogits, const float *dtopk_w, const float *dprobs, const float *probs, const int *topk_idx, const float *topk_w, int N, int E, int K);
 void moe_sort_cuda(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E);

@@ -484,6 +484,8 @@ static void test_attention(void **state) {
     const float scale = 0.125f;
     Pack p;
     make_pack(&p, lens, 4, NULL);
+    /* the exact FP32 kernels; the BF16 flash kernels are tested in test_cuda_flash_attn.c */
+    setenv("CISPO_CUDA_NAIVE_ATTN", "1", 1);
     size_t nq = (size_t)p.N * NH * HS, nk = (size_t)p.N * KVH * HS, nl = (size_t)p.N * NH;
     float *q = h_normal(e, nq, 1), *k = h_normal(e, nk, 1), *v = h_normal(e, nk, 1);
     float *out = malloc(nq * sizeof(float)), *lse = malloc(nl * sizeof(float)), *dout = h_rand(e, nq, -1, 1);
@@ -517,6 +519,7 @@ static void test_attention(void **state) {
     c->attention_decode(&e->c, od, qd, kc, vc, len, B, Tmax, NH, KVH, HS, scale);
     g->attention_decode(&e->g, d_od, d_qd, d_kc, d_vc, len, B, Tmax, NH, KVH, HS, scale);
     ok &= check(e, "attention_decode", d_od, od, nqd, TOL);
+    unsetenv("CISPO_CUDA_NAIVE_ATTN");
     free(qd), free(kc), free(vc), free(od);
     d_free(e, d_qd), d_free(e, d_kc), d_free(e, d_vc), d_free(e, d_od);
     assert_true(ok);
