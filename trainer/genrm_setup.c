@@ -10,11 +10,20 @@
 #include "core/log.h"
 #include "trainer/train_ckpt.h"
 
-/* The directory holding the judge's weights: a run dir's newest checkpoint, or path itself. */
+/* The directory holding the judge's weights: a run dir's newest checkpoint, else its final_model or
+ * sft_model (what `cispo train` / `cispo sft` save), else path itself. */
 static int judge_dir(const char *path, char *out, size_t cap) {
     char sub[1100];
     snprintf(sub, sizeof sub, "%s/checkpoints", path);
-    if (fs_is_dir(sub)) return ckpt_find_latest(path, out, cap);
+    if (fs_is_dir(sub) && ckpt_find_latest(path, out, cap) == 0) return 0;
+    static const char *const saved[2] = {"final_model", "sft_model"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof sub, "%s/%s/config.json", path, saved[i]);
+        if (fs_exists(sub)) {
+            snprintf(out, cap, "%s/%s", path, saved[i]);
+            return 0;
+        }
+    }
     snprintf(out, cap, "%s", path);
     return 0;
 }

@@ -3,7 +3,7 @@
  * Genrm scorer (rewards/genrm.h) over it.
  *
  * reward.genrm_path may be a run directory (its newest valid checkpoint, e.g. of `cispo sft` with
- * data.tasks=judge), a checkpoint directory (config.json + model.h5) or a Hugging Face model
+ * data.tasks=judge, or its sft_model / final_model), a checkpoint directory (config.json + model.h5) or a Hugging Face model
  * directory (config.json + safetensors). The judge shares the policy's tokenizer.
  */
 #ifndef CISPO_TRAINER_GENRM_SETUP_H
