@@ -3,7 +3,14 @@
  *
  *   prompt   judge_prompt(pairwise, "4821+5937=", reference "10758", response R, swapped)
  *   answer   "same" when R is the reference answer, else "worse" (the reference is correct)
- *   solution "<think>R vs REF</think><answer>same</answer>" (the two answers side by side, then the verdict)
+ *   solution "<think>11=00=75x55=88=</think><answer>worse</answer>"   (R = 10758 against REF = 10558)
+ *
+ * The worked reasoning aligns the two answers digit by digit: for each position a triple "rfm" of
+ * the response's digit r, the reference's digit f and a mark m ('=' equal, 'x' different), and the
+ * verdict is "same" exactly when no mark is 'x'. Each mark depends only on the two tokens before
+ * it and the verdict only on whether an 'x' occurred, both local decisions a small byte-level
+ * transformer learns; the earlier form "R vs REF" left the whole comparison to the single verdict
+ * token and a tiny judge learned to copy the numbers but not to compare them (chance accuracy).
  *
  * R is the reference with probability 1/2, else the reference with one digit replaced by another;
  * the response line comes first with probability 1/2 (the GenRM position swap). Noise: the label is
@@ -36,8 +43,13 @@ static int judge_generate(Problem *p, int d, uint64_t seed, uint64_t index, doub
         return task_finish(p, "", "", 1);
     snprintf(p->answer, sizeof p->answer, "%s", same ? "same" : "worse");
     snprintf(p->data, sizeof p->data, "%s", resp);
-    char steps[2 * TASK_ANSWER_MAX + 8];
-    snprintf(steps, sizeof steps, "%s vs %s", resp, base.answer);
+    char steps[3 * TASK_ANSWER_MAX];
+    const size_t n = strlen(resp); /* == strlen(base.answer): a replaced digit keeps the length */
+    for (size_t i = 0; i < n; i++) {
+        steps[3 * i] = resp[i], steps[3 * i + 1] = base.answer[i];
+        steps[3 * i + 2] = resp[i] == base.answer[i] ? '=' : 'x';
+    }
+    steps[3 * n] = '\0';
     return task_finish(p, steps, label_same ? "same" : "worse", 0);
 }
 
