@@ -62,5 +62,6 @@ extern const TaskFamily task_family_sort;
 extern const TaskFamily task_family_caesar;
 extern const TaskFamily task_family_countdown;
 extern const TaskFamily task_family_sudoku4;
+extern const TaskFamily task_family_judge;
 
 #endif

@@ -9,7 +9,7 @@
 
 static const TaskFamily *const k_families[] = {
     &task_family_add,  &task_family_mul,       &task_family_runsum, &task_family_sort,
-    &task_family_caesar, &task_family_countdown, &task_family_sudoku4, NULL,
+    &task_family_caesar, &task_family_countdown, &task_family_sudoku4, &task_family_judge, NULL,
 };
 
 const TaskFamily *const *task_families(void) { return k_families; }

@@ -122,7 +122,7 @@ static void layer_backward(Model *m, int l, int N, const ParamPtrs *p, const Par
     const ModelConfig *c = &m->cfg;
     const int C = c->hidden_size;
     const size_t NC = (size_t)N * C;
-    const int mm = c->family == MODEL_MINIMAX;
+    const int mm = c->postnorm; /* residuals carry the normed tensors */
     ModelActs *a = m->acts;
     LayerActs *la = &a->layer[l];
     const LayerParams *lp = &p->layer[l], *lg = &g->layer[l];

@@ -133,10 +133,10 @@ static void decode_layer(Model *m, DecodeState *s, int l, int B, const SeqPack *
                               1.0f / sqrtf((float)HS));
         model_linear(m, a->tmp_c, la->att, lp->wo, lp->bo, B, A, C, 0.0f);
     }
-    model_residual(m, la->xm, c->family == MODEL_MINIMAX ? la->n1 : x, aa, a->tmp_c, ab, B);
+    model_residual(m, la->xm, c->postnorm ? la->n1 : x, aa, a->tmp_c, ab, B);
     ops->rmsnorm_forward(ctx, la->n2, la->rstd2, la->xm, lp->w_post, B, C, c->rms_norm_eps);
     model_mlp_forward(m, l, la, la->n2, B, a->tmp_c);
-    model_residual(m, x_next, c->family == MODEL_MINIMAX ? la->n2 : la->xm, ma, a->tmp_c, mb, B);
+    model_residual(m, x_next, c->postnorm ? la->n2 : la->xm, ma, a->tmp_c, mb, B);
 }
 
 void model_decode_step(Model *m, DecodeState *s, const int *tokens, float *logits) {

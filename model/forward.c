@@ -1,8 +1,8 @@
 /* model/forward.c: the training forward pass over a packed batch, written out as a sequence of
  * KernelOps calls (DESIGN.md §6), and HF's MoE load-balancing loss.
  *
- * Per decoder layer (R = the normalised input for MiniMax's DeepNorm-style residual, the raw
- * input for dense pre-norm models; alpha = beta = 1 for dense):
+ * Per decoder layer (R = the normalised input for MiniMax's DeepNorm-style residual (cfg.postnorm),
+ * the raw input for pre-norm models; alpha = beta = 1 for dense):
  *   n1 = RMSNorm(x);  xm = alpha_a * R1 + beta_a * Attn(n1);  n2 = RMSNorm(xm);
  *   x' = alpha_m * R2 + beta_m * MLP(n2)
  * Lightning Attn(u) = out_proj(sigmoid(u Wg^T) * RMSNorm_1e-6(Lightning(SiLU(u Wqkv^T))));
@@ -134,11 +134,11 @@ static void layer_forward(Model *m, int l, int N, const SeqPack *pack, DecodeSta
                                1.0f / sqrtf((float)HS));
         model_linear(m, a->tmp_c, la->att, lp->wo, lp->bo, N, A, C, 0.0f);
     }
-    const float *r1 = c->family == MODEL_MINIMAX ? la->n1 : la->x;
+    const float *r1 = c->postnorm ? la->n1 : la->x;
     model_residual(m, la->xm, r1, aa, a->tmp_c, ab, N);
     ops->rmsnorm_forward(ctx, la->n2, la->rstd2, la->xm, lp->w_post, N, C, c->rms_norm_eps);
     model_mlp_forward(m, l, la, la->n2, N, a->tmp_c);
-    const float *r2 = c->family == MODEL_MINIMAX ? la->n2 : la->xm;
+    const float *r2 = c->postnorm ? la->n2 : la->xm;
     model_residual(m, x_next, r2, ma, a->tmp_c, mb, N);
 }
 

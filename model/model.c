@@ -102,8 +102,20 @@ void model_param_ptrs(const Model *m, int use_grads, ParamPtrs *p) {
     }
 }
 
+/* ALiBi slope of head h of n, as MiniMax's _build_slope_tensor: for a power of two n,
+ * start^(h+1) with start = 2^(-2^(-(log2 n - 3))); otherwise the slopes of the closest power of two
+ * P below n, then every other slope of the 2P set. */
+static double alibi_slope(int n, int h) {
+    int P = 1;
+    while (P * 2 <= n) P *= 2;
+    if (P == n || h < P) return pow(pow(2.0, -pow(2.0, -(log2((double)P) - 3.0))), h + 1);
+    return alibi_slope(2 * P, 2 * (h - P));
+}
+
 float model_lightning_slope(const ModelConfig *cfg, int layer, int head) {
     const int NH = cfg->num_attention_heads, L = cfg->num_hidden_layers;
+    if (cfg->format == MODEL_FORMAT_MINIMAX_ORIGINAL) /* modeling_minimax_text_01.py (L >= 2, validated) */
+        return (float)(alibi_slope(NH, head) * (1.0 - (double)layer / (L - 1) + 1e-5));
     double base = 1.0 / pow(2.0, 8.0 / NH);
     double rate = pow(base, head + 1);
     double factor = 1.0 - layer / (L - 1 + 1e-5) + 1e-5;

@@ -59,7 +59,9 @@ void model_init_weights(Model *m, uint64_t seed, float std);
  * (block_sparse_moe.experts.{j}.w1/w2/w3.weight, block_sparse_moe.gate.weight). Missing tensors,
  * shape mismatches and bad files are errors naming the tensor. */
 int model_load_hf(Model *m, const char *dir, KernelCtx *ctx, int max_tokens, int max_seqs);
-/* Write config.json and model.safetensors (dtype ST_F32 or ST_BF16) that transformers loads. */
+/* Write config.json and model.safetensors (dtype ST_F32 or ST_BF16) that transformers loads; for
+ * the original MiniMax format, the original config and per-expert tensor names
+ * (block_sparse_moe.experts.{j}.w1/w2/w3.weight, block_sparse_moe.gate.weight). */
 int model_save_hf(const Model *m, const char *dir, StDtype dtype);
 
 /* Forward over a packed batch (tokens(N), targets(N), both host memory; targets[n] < 0 means no
@@ -82,7 +84,8 @@ float *model_grad(const Model *m, const char *name);
 /* Size of the workspace the model needs from its KernelCtx (call before kernel_ctx_init). */
 size_t model_ws_bytes(const ModelConfig *cfg, const KernelOps *ops, int max_tokens);
 
-/* Decay rate of lightning layer l, head h, as transformers computes it (ALGORITHMS.md §11.2). */
+/* Decay rate of lightning layer l, head h, as transformers computes it (ALGORITHMS.md §11.2), or,
+ * for cfg->format == MODEL_FORMAT_MINIMAX_ORIGINAL, as MiniMax's own code does. */
 float model_lightning_slope(const ModelConfig *cfg, int layer, int head);
 
 #endif

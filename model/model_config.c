@@ -9,6 +9,8 @@
  *    top-level "rope_theta", else the class default (MiniMax 1e6, Qwen2 / Llama 1e4).
  *  - None of the three classes reads a partial rotary factor (their RoPE spans the whole head), so
  *    rotary_dim = head_dim; a "partial_rotary_factor" or "rotary_dim" key is ignored with a warning.
+ *    (The original MiniMax format, model_type "minimax_text_01" / "minimax_m1", does read
+ *    rotary_dim: model_config_minimax.c, dispatched from model_config_load_hf.)
  *  - MiniMax layer types: "layer_types" ("full_attention" | "linear_attention"), else the older
  *    "attn_type_list" (1 = full, 0 = linear), else MiniMaxConfig's default: even layers full, odd
  *    layers linear. "num_experts" is an alias of "num_local_experts" (attribute_map).
@@ -16,6 +18,7 @@
  * windows, RoPE scaling, jitter noise, activations other than SiLU) are ERR_UNSUPPORTED.
  */
 #include "model/model_config.h"
+#include "model/model_config_internal.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -52,6 +55,7 @@ void model_config_defaults(ModelConfig *cfg, ModelFamily family) {
     cfg->mlp_alpha_factor = cfg->mlp_beta_factor = 1.0f;
     cfg->lightning_norm_eps = 1e-6f;
     cfg->block_size = 256;
+    cfg->postnorm = family == MODEL_MINIMAX;
     if (family == MODEL_MINIMAX) {
         cfg->vocab_size = 32000;
         cfg->intermediate_size = 14336;
@@ -91,15 +95,15 @@ void model_config_defaults(ModelConfig *cfg, ModelFamily family) {
  * Typed getters. Absent (and, where HF allows None, null) keys leave *out unchanged. */
 
 
-static int type_error(const char *path, const char *key, const char *want, const json_t *v) {
+int mc_type_error(const char *path, const char *key, const char *want, const json_t *v) {
     return err_set(ERR_FORMAT, "%s: \"%s\" must be %s, got %s", path, key, want, json_type_name(v));
 }
 
 /* Integer in [min, INT_MAX]; null leaves *out unchanged. */
-static int get_int(const char *path, const json_t *o, const char *key, int min, int *out) {
+int mc_get_int(const char *path, const json_t *o, const char *key, int min, int *out) {
     const json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_integer(v)) return type_error(path, key, "an integer", v);
+    if (!json_is_integer(v)) return mc_type_error(path, key, "an integer", v);
     json_int_t x = json_integer_value(v);
     if (x < min || x > INT_MAX)
         return err_set(ERR_FORMAT, "%s: \"%s\" is %lld; expected an integer in [%d, %d]", path, key, (long long)x, min,
@@ -109,10 +113,10 @@ static int get_int(const char *path, const json_t *o, const char *key, int min, 
 }
 
 /* Finite number (integer or real). */
-static int get_float(const char *path, const json_t *o, const char *key, float *out) {
+int mc_get_float(const char *path, const json_t *o, const char *key, float *out) {
     const json_t *v = json_object_get(o, key);
     if (!v) return 0;
-    if (!json_is_number(v)) return type_error(path, key, "a number", v);
+    if (!json_is_number(v)) return mc_type_error(path, key, "a number", v);
     double x = json_number_value(v);
     if (!isfinite(x) || !isfinite((float)x))
         return err_set(ERR_FORMAT, "%s: \"%s\" = %g is not a finite float32", path, key, x);
@@ -120,10 +124,10 @@ static int get_float(const char *path, const json_t *o, const char *key, float *
     return 0;
 }
 
-static int get_bool(const char *path, const json_t *o, const char *key, int *out) {
+int mc_get_bool(const char *path, const json_t *o, const char *key, int *out) {
     const json_t *v = json_object_get(o, key);
     if (!v) return 0;
-    if (!json_is_boolean(v)) return type_error(path, key, "true or false", v);
+    if (!json_is_boolean(v)) return mc_type_error(path, key, "true or false", v);
     *out = json_is_true(v);
     return 0;
 }
@@ -147,17 +151,17 @@ static int get_token_id(const char *path, const json_t *o, const char *key, int 
         *out = json_array_size(v) ? (int)json_integer_value(json_array_get(v, 0)) : -1;
         return 0;
     }
-    return get_int(path, o, key, 0, out);
+    return mc_get_int(path, o, key, 0, out);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Feature checks */
 
 static int check_rope_dict(const char *path, const char *key, const json_t *d, float *theta) {
-    if (!json_is_object(d)) return type_error(path, key, "an object or null", d);
+    if (!json_is_object(d)) return mc_type_error(path, key, "an object or null", d);
     const json_t *t = json_object_get(d, "rope_type");
     if (!t) t = json_object_get(d, "type");
-    if (t && !json_is_string(t)) return type_error(path, key, "an object whose \"rope_type\" is a string", t);
+    if (t && !json_is_string(t)) return mc_type_error(path, key, "an object whose \"rope_type\" is a string", t);
     if (t && strcmp(json_string_value(t), "default") != 0)
         return err_set(ERR_UNSUPPORTED,
                        "%s: \"%s\" has rope_type \"%s\"; only \"default\" RoPE is supported (no RoPE scaling)", path,
@@ -165,7 +169,7 @@ static int check_rope_dict(const char *path, const char *key, const json_t *d, f
     char sub[64];
     snprintf(sub, sizeof(sub), "%s.rope_theta", key);
     const json_t *v = json_object_get(d, "rope_theta");
-    if (v && !json_is_number(v)) return type_error(path, sub, "a number", v);
+    if (v && !json_is_number(v)) return mc_type_error(path, sub, "a number", v);
     if (v) *theta = (float)json_number_value(v);
     return 0;
 }
@@ -176,7 +180,7 @@ static int parse_rope(const char *path, const json_t *root, ModelConfig *cfg) {
     const json_t *params = json_object_get(root, "rope_parameters");
     const int use_scaling = json_is_object(scaling) && json_object_size(scaling) > 0; /* HF: scaling or params */
     float theta_params = NAN, theta_scaling = NAN; /* NAN: the dict has no rope_theta */
-    int rc = get_float(path, root, "rope_theta", &cfg->rope_theta);
+    int rc = mc_get_float(path, root, "rope_theta", &cfg->rope_theta);
     if (rc == 0 && params && !json_is_null(params))
         rc = check_rope_dict(path, "rope_parameters", params, &theta_params);
     if (rc == 0 && scaling && !json_is_null(scaling))
@@ -187,10 +191,10 @@ static int parse_rope(const char *path, const json_t *root, ModelConfig *cfg) {
     /* transformers' MiniMax / Qwen2 / Llama RoPE ignores a partial rotary factor: warn, keep full. */
     float prf = 1.0f;
     int rdim = 0;
-    if ((rc = get_float(path, root, "partial_rotary_factor", &prf)) != 0) return rc;
-    if (json_is_object(params) && (rc = get_float(path, params, "partial_rotary_factor", &prf)) != 0) return rc;
-    if ((rc = get_int(path, root, "rotary_dim", 0, &rdim)) != 0) return rc;
-    if (prf != 1.0f || rdim != 0)
+    if ((rc = mc_get_float(path, root, "partial_rotary_factor", &prf)) != 0) return rc;
+    if (json_is_object(params) && (rc = mc_get_float(path, params, "partial_rotary_factor", &prf)) != 0) return rc;
+    if (cfg->format == MODEL_FORMAT_HF && (rc = mc_get_int(path, root, "rotary_dim", 0, &rdim)) != 0) return rc;
+    if (cfg->format == MODEL_FORMAT_HF && (prf != 1.0f || rdim != 0))
         log_warn("%s: partial_rotary_factor / rotary_dim ignored: transformers' %s applies RoPE to the whole head",
                  path, k_architectures[cfg->family]);
     return 0;
@@ -224,7 +228,7 @@ static int parse_layer_types(const char *path, const json_t *root, ModelConfig *
     for (int i = 0; i < L; i++) /* the class default, for the (possibly new) layer count */
         cfg->layer_types[i] = cfg->family == MODEL_MINIMAX && (i % 2) ? LAYER_LINEAR_ATTENTION : LAYER_FULL_ATTENTION;
     if (!v || json_is_null(v)) return 0;
-    if (!json_is_array(v)) return type_error(path, key, "an array", v);
+    if (!json_is_array(v)) return mc_type_error(path, key, "an array", v);
     if (json_array_size(v) != (size_t)L)
         return err_set(ERR_UNSUPPORTED, "%s: \"%s\" has %zu entries but num_hidden_layers is %d", path, key,
                        json_array_size(v), L);
@@ -244,24 +248,24 @@ static int parse_layer_types(const char *path, const json_t *root, ModelConfig *
 /* ---------------------------------------------------------------------------------------------
  * Loading */
 
-static int parse_common(const char *path, const json_t *root, ModelConfig *cfg) {
+int mc_parse_common(const char *path, const json_t *root, ModelConfig *cfg) {
     int rc = 0, head_dim = 0, kvh = -1;
-    rc = rc ? rc : get_int(path, root, "vocab_size", 0, &cfg->vocab_size);
-    rc = rc ? rc : get_int(path, root, "hidden_size", 0, &cfg->hidden_size);
-    rc = rc ? rc : get_int(path, root, "intermediate_size", 0, &cfg->intermediate_size);
-    rc = rc ? rc : get_int(path, root, "num_hidden_layers", 0, &cfg->num_hidden_layers);
-    rc = rc ? rc : get_int(path, root, "num_attention_heads", 0, &cfg->num_attention_heads);
-    rc = rc ? rc : get_int(path, root, "num_key_value_heads", 0, &kvh);
-    rc = rc ? rc : get_int(path, root, "head_dim", 0, &head_dim);
-    rc = rc ? rc : get_int(path, root, "max_position_embeddings", 0, &cfg->max_position_embeddings);
-    rc = rc ? rc : get_float(path, root, "rms_norm_eps", &cfg->rms_norm_eps);
-    rc = rc ? rc : get_bool(path, root, "tie_word_embeddings", &cfg->tie_word_embeddings);
+    rc = rc ? rc : mc_get_int(path, root, "vocab_size", 0, &cfg->vocab_size);
+    rc = rc ? rc : mc_get_int(path, root, "hidden_size", 0, &cfg->hidden_size);
+    rc = rc ? rc : mc_get_int(path, root, "intermediate_size", 0, &cfg->intermediate_size);
+    rc = rc ? rc : mc_get_int(path, root, "num_hidden_layers", 0, &cfg->num_hidden_layers);
+    rc = rc ? rc : mc_get_int(path, root, "num_attention_heads", 0, &cfg->num_attention_heads);
+    rc = rc ? rc : mc_get_int(path, root, "num_key_value_heads", 0, &kvh);
+    rc = rc ? rc : mc_get_int(path, root, "head_dim", 0, &head_dim);
+    rc = rc ? rc : mc_get_int(path, root, "max_position_embeddings", 0, &cfg->max_position_embeddings);
+    rc = rc ? rc : mc_get_float(path, root, "rms_norm_eps", &cfg->rms_norm_eps);
+    rc = rc ? rc : mc_get_bool(path, root, "tie_word_embeddings", &cfg->tie_word_embeddings);
     rc = rc ? rc : get_token_id(path, root, "bos_token_id", &cfg->bos_token_id);
     rc = rc ? rc : get_token_id(path, root, "eos_token_id", &cfg->eos_token_id);
     rc = rc ? rc : get_token_id(path, root, "pad_token_id", &cfg->pad_token_id);
     if (rc != 0) return rc;
     const json_t *act = json_object_get(root, "hidden_act");
-    if (act && !json_is_string(act)) return type_error(path, "hidden_act", "a string", act);
+    if (act && !json_is_string(act)) return mc_type_error(path, "hidden_act", "a string", act);
     if (act && strcmp(json_string_value(act), "silu") != 0)
         return err_set(ERR_UNSUPPORTED, "%s: \"hidden_act\" is \"%s\"; only \"silu\" is supported", path,
                        json_string_value(act));
@@ -280,25 +284,25 @@ static int parse_common(const char *path, const json_t *root, ModelConfig *cfg) 
     return parse_rope(path, root, cfg);
 }
 
-static int parse_minimax(const char *path, const json_t *root, ModelConfig *cfg) {
+int mc_parse_minimax_keys(const char *path, const json_t *root, ModelConfig *cfg) {
     const json_t *sw = json_object_get(root, "sliding_window");
     if (sw && !json_is_null(sw))
         return err_set(ERR_UNSUPPORTED, "%s: \"sliding_window\" must be null for minimax (sliding windows are not "
                        "supported)", path);
     int alias = -1, rc = 0;
-    rc = rc ? rc : get_int(path, root, "num_local_experts", 0, &cfg->num_local_experts);
-    rc = rc ? rc : get_int(path, root, "num_experts", 0, &alias);
-    rc = rc ? rc : get_int(path, root, "num_experts_per_tok", 0, &cfg->num_experts_per_tok);
-    rc = rc ? rc : get_int(path, root, "block_size", 0, &cfg->block_size);
-    rc = rc ? rc : get_bool(path, root, "output_router_logits", &cfg->output_router_logits);
-    rc = rc ? rc : get_float(path, root, "router_aux_loss_coef", &cfg->router_aux_loss_coef);
-    rc = rc ? rc : get_float(path, root, "router_jitter_noise", &cfg->router_jitter_noise);
-    rc = rc ? rc : get_float(path, root, "full_attn_alpha_factor", &cfg->full_attn_alpha_factor);
-    rc = rc ? rc : get_float(path, root, "full_attn_beta_factor", &cfg->full_attn_beta_factor);
-    rc = rc ? rc : get_float(path, root, "linear_attn_alpha_factor", &cfg->linear_attn_alpha_factor);
-    rc = rc ? rc : get_float(path, root, "linear_attn_beta_factor", &cfg->linear_attn_beta_factor);
-    rc = rc ? rc : get_float(path, root, "mlp_alpha_factor", &cfg->mlp_alpha_factor);
-    rc = rc ? rc : get_float(path, root, "mlp_beta_factor", &cfg->mlp_beta_factor);
+    rc = rc ? rc : mc_get_int(path, root, "num_local_experts", 0, &cfg->num_local_experts);
+    rc = rc ? rc : mc_get_int(path, root, "num_experts", 0, &alias);
+    rc = rc ? rc : mc_get_int(path, root, "num_experts_per_tok", 0, &cfg->num_experts_per_tok);
+    rc = rc ? rc : mc_get_int(path, root, "block_size", 0, &cfg->block_size);
+    rc = rc ? rc : mc_get_bool(path, root, "output_router_logits", &cfg->output_router_logits);
+    rc = rc ? rc : mc_get_float(path, root, "router_aux_loss_coef", &cfg->router_aux_loss_coef);
+    rc = rc ? rc : mc_get_float(path, root, "router_jitter_noise", &cfg->router_jitter_noise);
+    rc = rc ? rc : mc_get_float(path, root, "full_attn_alpha_factor", &cfg->full_attn_alpha_factor);
+    rc = rc ? rc : mc_get_float(path, root, "full_attn_beta_factor", &cfg->full_attn_beta_factor);
+    rc = rc ? rc : mc_get_float(path, root, "linear_attn_alpha_factor", &cfg->linear_attn_alpha_factor);
+    rc = rc ? rc : mc_get_float(path, root, "linear_attn_beta_factor", &cfg->linear_attn_beta_factor);
+    rc = rc ? rc : mc_get_float(path, root, "mlp_alpha_factor", &cfg->mlp_alpha_factor);
+    rc = rc ? rc : mc_get_float(path, root, "mlp_beta_factor", &cfg->mlp_beta_factor);
     if (rc != 0) return rc;
     if (alias >= 0) {
         if (json_object_get(root, "num_local_experts") && alias != cfg->num_local_experts)
@@ -315,9 +319,9 @@ static int parse_minimax(const char *path, const json_t *root, ModelConfig *cfg)
 static int parse_dense(const char *path, const json_t *root, ModelConfig *cfg) {
     int flag = 0, ignored = 0, rc = 0;
     if (cfg->family == MODEL_QWEN2) {
-        rc = rc ? rc : get_bool(path, root, "use_sliding_window", &flag);
-        rc = rc ? rc : get_int(path, root, "sliding_window", 0, &ignored);
-        rc = rc ? rc : get_int(path, root, "max_window_layers", 0, &ignored);
+        rc = rc ? rc : mc_get_bool(path, root, "use_sliding_window", &flag);
+        rc = rc ? rc : mc_get_int(path, root, "sliding_window", 0, &ignored);
+        rc = rc ? rc : mc_get_int(path, root, "max_window_layers", 0, &ignored);
         if (rc != 0) return rc;
         if (flag)
             return err_set(ERR_UNSUPPORTED, "%s: \"use_sliding_window\" is true; sliding windows are not supported",
@@ -325,8 +329,8 @@ static int parse_dense(const char *path, const json_t *root, ModelConfig *cfg) {
         cfg->attention_bias = 1;
         return parse_layer_types(path, root, cfg);
     }
-    rc = get_bool(path, root, "attention_bias", &cfg->attention_bias);
-    if (rc == 0) rc = get_bool(path, root, "mlp_bias", &flag);
+    rc = mc_get_bool(path, root, "attention_bias", &cfg->attention_bias);
+    if (rc == 0) rc = mc_get_bool(path, root, "mlp_bias", &flag);
     if (rc == 0 && flag)
         rc = err_set(ERR_UNSUPPORTED, "%s: \"mlp_bias\" is true; MLP biases are not supported", path);
     for (int i = 0; i < cfg->num_hidden_layers; i++) cfg->layer_types[i] = LAYER_FULL_ATTENTION;
@@ -345,19 +349,24 @@ int model_config_load_hf(ModelConfig *cfg, const char *path) {
     const json_t *mt = json_object_get(root, "model_type");
     if (!json_is_object(root)) rc = err_set(ERR_FORMAT, "%s: expected a JSON object", path);
     else if (!mt) rc = err_set(ERR_FORMAT, "%s: missing \"model_type\"", path);
-    else if (!json_is_string(mt)) rc = type_error(path, "model_type", "a string", mt);
+    else if (!json_is_string(mt)) rc = mc_type_error(path, "model_type", "a string", mt);
     if (rc != 0) goto done;
     int fam = -1;
+    const int original = mc_is_minimax_original(json_string_value(mt));
     for (int f = 0; f <= MODEL_LLAMA; f++)
         if (strcmp(json_string_value(mt), k_family_names[f]) == 0) fam = f;
+    if (original) fam = MODEL_MINIMAX;
     if (fam < 0) {
-        rc = err_set(ERR_UNSUPPORTED, "%s: \"model_type\" is \"%s\"; supported: \"minimax\", \"qwen2\", \"llama\"",
-                     path, json_string_value(mt));
+        rc = err_set(ERR_UNSUPPORTED,
+                     "%s: \"model_type\" is \"%s\"; supported: \"minimax\", \"qwen2\", \"llama\", and the original "
+                     "MiniMax \"minimax_text_01\" / \"minimax_m1\"", path, json_string_value(mt));
         goto done;
     }
     model_config_defaults(cfg, (ModelFamily)fam);
-    rc = parse_common(path, root, cfg);
-    if (rc == 0) rc = fam == MODEL_MINIMAX ? parse_minimax(path, root, cfg) : parse_dense(path, root, cfg);
+    if (original) cfg->format = MODEL_FORMAT_MINIMAX_ORIGINAL;
+    rc = mc_parse_common(path, root, cfg);
+    if (rc == 0 && original) rc = mc_parse_minimax_original(path, root, cfg);
+    else if (rc == 0) rc = fam == MODEL_MINIMAX ? mc_parse_minimax_keys(path, root, cfg) : parse_dense(path, root, cfg);
     if (rc == 0 && (rc = model_config_validate(cfg)) != 0) err_wrap(rc, "%s", path);
 done:
     json_decref(root);
@@ -368,7 +377,7 @@ done:
  * Saving */
 
 /* The shortest decimal that reads back as f, as a double (so "1e-05" rather than 9.99999975e-06). */
-static json_t *json_float(float f) {
+json_t *mc_json_float(float f) {
     char buf[32];
     for (int p = 1; p <= 9; p++) {
         snprintf(buf, sizeof(buf), "%.*g", p, (double)f);
@@ -379,11 +388,8 @@ static json_t *json_float(float f) {
 
 static json_t *json_token(int id) { return id < 0 ? json_null() : json_integer(id); }
 
-static void add_common(json_t *o, const ModelConfig *c) {
-    json_t *arch = json_array(), *rope = json_object();
-    json_array_append_new(arch, json_string(k_architectures[c->family]));
-    json_object_set_new(o, "architectures", arch);
-    json_object_set_new(o, "model_type", json_string(k_family_names[c->family]));
+void mc_add_common(json_t *o, const ModelConfig *c) {
+    json_t *rope = json_object();
     json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(o, "hidden_size", json_integer(c->hidden_size));
     json_object_set_new(o, "intermediate_size", json_integer(c->intermediate_size));
@@ -393,13 +399,13 @@ static void add_common(json_t *o, const ModelConfig *c) {
     json_object_set_new(o, "head_dim", json_integer(c->head_dim));
     json_object_set_new(o, "hidden_act", json_string("silu"));
     json_object_set_new(o, "max_position_embeddings", json_integer(c->max_position_embeddings));
-    json_object_set_new(o, "rms_norm_eps", json_float(c->rms_norm_eps));
+    json_object_set_new(o, "rms_norm_eps", mc_json_float(c->rms_norm_eps));
     json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
     json_object_set_new(o, "bos_token_id", json_token(c->bos_token_id));
     json_object_set_new(o, "eos_token_id", json_token(c->eos_token_id));
     json_object_set_new(o, "pad_token_id", json_token(c->pad_token_id));
     json_object_set_new(rope, "rope_type", json_string("default"));
-    json_object_set_new(rope, "rope_theta", json_float(c->rope_theta));
+    json_object_set_new(rope, "rope_theta", mc_json_float(c->rope_theta));
     json_object_set_new(o, "rope_parameters", rope);
     json_object_set_new(o, "torch_dtype", json_string("float32"));
 }
@@ -424,27 +430,36 @@ static void add_family(json_t *o, const ModelConfig *c) {
     json_object_set_new(o, "num_local_experts", json_integer(c->num_local_experts));
     json_object_set_new(o, "num_experts_per_tok", json_integer(c->num_experts_per_tok));
     json_object_set_new(o, "output_router_logits", json_boolean(c->output_router_logits));
-    json_object_set_new(o, "router_aux_loss_coef", json_float(c->router_aux_loss_coef));
-    json_object_set_new(o, "router_jitter_noise", json_float(c->router_jitter_noise));
-    json_object_set_new(o, "full_attn_alpha_factor", json_float(c->full_attn_alpha_factor));
-    json_object_set_new(o, "full_attn_beta_factor", json_float(c->full_attn_beta_factor));
-    json_object_set_new(o, "linear_attn_alpha_factor", json_float(c->linear_attn_alpha_factor));
-    json_object_set_new(o, "linear_attn_beta_factor", json_float(c->linear_attn_beta_factor));
-    json_object_set_new(o, "mlp_alpha_factor", json_float(c->mlp_alpha_factor));
-    json_object_set_new(o, "mlp_beta_factor", json_float(c->mlp_beta_factor));
+    json_object_set_new(o, "router_aux_loss_coef", mc_json_float(c->router_aux_loss_coef));
+    json_object_set_new(o, "router_jitter_noise", mc_json_float(c->router_jitter_noise));
+    json_object_set_new(o, "full_attn_alpha_factor", mc_json_float(c->full_attn_alpha_factor));
+    json_object_set_new(o, "full_attn_beta_factor", mc_json_float(c->full_attn_beta_factor));
+    json_object_set_new(o, "linear_attn_alpha_factor", mc_json_float(c->linear_attn_alpha_factor));
+    json_object_set_new(o, "linear_attn_beta_factor", mc_json_float(c->linear_attn_beta_factor));
+    json_object_set_new(o, "mlp_alpha_factor", mc_json_float(c->mlp_alpha_factor));
+    json_object_set_new(o, "mlp_beta_factor", mc_json_float(c->mlp_beta_factor));
 }
 
 int model_config_save_hf(const ModelConfig *cfg, const char *path) {
     int rc = model_config_validate(cfg);
     if (rc != 0) return err_wrap(rc, "not saving %s", path);
-    if (cfg->rotary_dim != cfg->head_dim)
+    if (cfg->format == MODEL_FORMAT_HF && cfg->rotary_dim != cfg->head_dim)
         return err_set(ERR_UNSUPPORTED,
                        "%s: rotary_dim %d != head_dim %d has no transformers equivalent (its %s RoPE spans the "
                        "whole head)",
                        path, cfg->rotary_dim, cfg->head_dim, k_architectures[cfg->family]);
     json_t *o = json_object();
-    add_common(o, cfg);
-    add_family(o, cfg);
+    if (cfg->format == MODEL_FORMAT_MINIMAX_ORIGINAL) {
+        mc_add_minimax_original(o, cfg);
+        mc_add_common(o, cfg);
+    } else {
+        json_t *arch = json_array();
+        json_array_append_new(arch, json_string(k_architectures[cfg->family]));
+        json_object_set_new(o, "architectures", arch);
+        json_object_set_new(o, "model_type", json_string(k_family_names[cfg->family]));
+        mc_add_common(o, cfg);
+        add_family(o, cfg);
+    }
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
     json_decref(o);
     CHECK(text != NULL, "json_dumps failed");
@@ -527,6 +542,14 @@ int model_config_validate(const ModelConfig *c) {
                 c->family == MODEL_MINIMAX ? "expected full (0) or linear (1) attention"
                                            : "dense models have full attention only");
     }
+    REQUIRE(c->format == MODEL_FORMAT_HF || (c->format == MODEL_FORMAT_MINIMAX_ORIGINAL && c->family == MODEL_MINIMAX),
+            "model config: format %d is not valid for family %s", (int)c->format, k_family_names[c->family]);
+    REQUIRE(c->format != MODEL_FORMAT_HF || c->postnorm == (c->family == MODEL_MINIMAX),
+            "model config: postnorm = %d has no transformers %s equivalent (%s)", c->postnorm,
+            k_architectures[c->family], c->family == MODEL_MINIMAX ? "it always uses the post-norm residual"
+                                                                   : "it is pre-norm");
+    REQUIRE(c->format != MODEL_FORMAT_MINIMAX_ORIGINAL || c->num_hidden_layers >= 2,
+            "model config: the original MiniMax format needs num_hidden_layers >= 2 (got %d)", c->num_hidden_layers);
     return c->family == MODEL_MINIMAX ? validate_minimax(c) : 0;
 }
 

@@ -110,6 +110,56 @@ int model_load_hf(Model *m, const char *dir, KernelCtx *ctx, int max_tokens, int
     return rc;
 }
 
+static void st_set(StWriteTensor *w, char **name_slot, const char *name, const float *data, int64_t d0, int64_t d1) {
+    *name_slot = xmalloc(strlen(name) + 1);
+    strcpy(*name_slot, name);
+    w->name = *name_slot;
+    w->data = data;
+    w->ndim = 2;
+    w->shape[0] = d0;
+    w->shape[1] = d1;
+}
+
+/* The tensors of t[0..n) with the fused MoE tensors split into the original per-expert names
+ * (views into the same host data: w1 = gate_up[j] rows [0,F), w3 = rows [F,2F), w2 = down[j]).
+ * Every entry owns its name through *names (malloc'd, one per entry). */
+static StWriteTensor *split_experts(const ModelConfig *c, const StWriteTensor *t, int n, int *n_out, char ***names) {
+    const int E = c->num_local_experts, F = c->intermediate_size, C = c->hidden_size;
+    const int cap = n + c->num_hidden_layers * 3 * E;
+    StWriteTensor *o = xcalloc((size_t)cap, sizeof(StWriteTensor));
+    *names = xcalloc((size_t)cap, sizeof(char *));
+    int k = 0, layer;
+    char rest[128], nm[256];
+    for (int i = 0; i < n; i++) {
+        int fused = sscanf(t[i].name, "model.layers.%d.%127s", &layer, rest) == 2;
+        if (fused && strcmp(rest, "mlp.experts.gate_up_proj") == 0) {
+            for (int j = 0; j < E; j++) {
+                const float *base = t[i].data + (size_t)j * 2 * F * C;
+                snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.w1.weight", layer, j);
+                st_set(&o[k], &(*names)[k], nm, base, F, C), k++;
+                snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.w3.weight", layer, j);
+                st_set(&o[k], &(*names)[k], nm, base + (size_t)F * C, F, C), k++;
+            }
+        } else if (fused && strcmp(rest, "mlp.experts.down_proj") == 0) {
+            for (int j = 0; j < E; j++) {
+                snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.w2.weight", layer, j);
+                st_set(&o[k], &(*names)[k], nm, t[i].data + (size_t)j * C * F, C, F), k++;
+            }
+        } else if (fused && strcmp(rest, "mlp.gate.weight") == 0) {
+            snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.gate.weight", layer);
+            st_set(&o[k], &(*names)[k], nm, t[i].data, t[i].shape[0], t[i].shape[1]), k++;
+        } else {
+            o[k] = t[i];
+            (*names)[k] = xmalloc(strlen(t[i].name) + 1);
+            strcpy((*names)[k], t[i].name);
+            o[k].name = (*names)[k];
+            k++;
+        }
+    }
+    *n_out = k;
+    return o;
+}
+
 int model_save_hf(const Model *m, const char *dir, StDtype dtype) {
     char path[4096];
     int rc = fs_mkdir_p(dir);
@@ -129,7 +179,17 @@ int model_save_hf(const Model *m, const char *dir, StDtype dtype) {
         for (int d = 0; d < s->ndim; d++) t[i].shape[d] = s->shape[d];
         off += s->numel;
     }
-    rc = st_write_dir(dir, t, n, dtype, 0);
+    if (m->cfg.format == MODEL_FORMAT_MINIMAX_ORIGINAL) {
+        char **names = NULL;
+        int n_split = 0;
+        StWriteTensor *split = split_experts(&m->cfg, t, n, &n_split, &names);
+        rc = st_write_dir(dir, split, n_split, dtype, 0);
+        for (int i = 0; i < n_split; i++) free(names[i]);
+        free(names);
+        free(split);
+    } else {
+        rc = st_write_dir(dir, t, n, dtype, 0);
+    }
     free(host);
     free(t);
     return rc;

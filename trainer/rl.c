@@ -27,6 +27,7 @@
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
+#include "trainer/rl_genrm.h"
 #include "trainer/train_ckpt.h"
 
 /* The kept responses of one generation batch, group-major (response j belongs to group j / G). */
@@ -54,6 +55,9 @@ typedef struct {
     int stops[4];
     int *lens, n_lens;
     int rounds;
+    float *rews;      /* (n_lens) GenRM reward of each response (reward.genrm_mode != off) */
+    int *corr;        /* (n_lens) rule verifier's correctness */
+    GenrmStepStats js;
 } GenStats;
 
 static void batch_alloc(RlBatch *b, int max_groups, int G, int max_prompt, int max_new) {
@@ -101,7 +105,7 @@ static void batch_free(RlBatch *b) {
 }
 
 /* One generation round of n prompts x G; scores every response, appends informative groups to b. */
-static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int *ptok, int *start) {
+static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int *ptok, int *start, GenrmJudge *jd) {
     const RunConfig *c = &r->rc;
     const int G = c->group_size, n = c->prompts_per_step;
     Problem *probs = b->round_prob;
@@ -127,10 +131,14 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     const Generator *g = &r->gen;
     float *rew = b->round_rew;
     int *keep = b->round_keep;
+    float *jrew = jd ? xmalloc((size_t)n * G * sizeof(float)) : NULL; /* GenRM rewards replace the rule's */
+    if (jd) CHECK(rl_genrm_rewards(r, jd, probs, G, n * G, jrew, &gs->js) == 0, "genrm: %s", err_msg());
     for (int q = 0; q < n * G; q++) {
         RewardResult rr;
         score_response(r, &probs[q / G], g->tokens + (size_t)q * g->max_new, g->n_gen[q], &rr);
-        rew[q] = rr.reward;
+        rew[q] = jd ? jrew[q] + (rr.format_ok ? 0.0f : (float)c->reward_format) : rr.reward;
+        gs->rews[gs->n_lens] = jd ? jrew[q] : rew[q];
+        gs->corr[gs->n_lens] = rr.correct;
         if (c->overlong) rew[q] += dapo_overlong_penalty(g->n_gen[q], c->rl_max_new, c->overlong_cache);
         gs->n_resp++;
         gs->n_correct += rr.correct;
@@ -141,6 +149,7 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
         gs->ent_sum += g->ent_sum[q];
         for (int t = 0; t < g->n_gen[q]; t++) gs->logp_sum += g->logprobs[(size_t)q * g->max_new + t];
     }
+    free(jrew);
     dynamic_sampling_filter(rew, n, G, c->dynamic_sampling, b->max_groups - b->n_groups, keep);
     for (int i = 0; i < n; i++) {
         if (!keep[i]) continue;
@@ -370,7 +379,7 @@ static void update(Run *r, Optimizer *opt, const PolicyLossConfig *lc, RlBatch *
 }
 
 static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, const GenStats *gs, const RlBatch *b,
-                               const LearnStats *ls, const Optimizer *opt, double lr, int *scratch) {
+                               const LearnStats *ls, const Optimizer *opt, double lr, int *scratch, const GenrmJudge *jd) {
     double n = gs->n_resp > 0 ? (double)gs->n_resp : 1.0;
     metrics_begin(mw);
     metrics_int(mw, "step", step);
@@ -400,6 +409,7 @@ static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, 
     metrics_num(mw, "lr", lr);
     metrics_int(mw, "updates", ls->updates);
     metrics_int(mw, "skipped_updates", opt->skipped);
+    if (jd) rl_genrm_metrics(mw, jd, &gs->js, gs->rews, gs->lens, gs->corr, gs->n_lens);
 }
 
 int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
@@ -437,6 +447,13 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
     int max_rounds = c->max_gen_batches > 0 ? c->max_gen_batches : 64;
     GenStats gs = {0};
     gs.lens = xmalloc((size_t)R * max_rounds * sizeof(int));
+    float *rews = xmalloc((size_t)R * max_rounds * sizeof(float));
+    int *corr = xmalloc((size_t)R * max_rounds * sizeof(int));
+    GenrmJudge judge, *jd = NULL;
+    if (strcmp(c->genrm_mode, "off") != 0) {
+        if ((err = genrm_judge_open(&judge, c, &r->tok, 32, r->max_prompt + 2 * TASK_ANSWER_MAX + 64))) return err;
+        jd = &judge;
+    }
     int *scratch = xmalloc((size_t)R * max_rounds * sizeof(int));
     MetricsWriter mw, tw;
     char mpath[1024], tpath[1024];
@@ -458,9 +475,9 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         double t0 = time_now_s();
         int *lens = gs.lens;
         memset(&gs, 0, sizeof gs);
-        gs.lens = lens;
+        gs.lens = lens, gs.rews = rews, gs.corr = corr;
         b.n_groups = 0;
-        for (int round = 0; round < max_rounds && b.n_groups < n; round++) gen_round(r, &b, &gs, step, round, ptok, gstart);
+        for (int round = 0; round < max_rounds && b.n_groups < n; round++) gen_round(r, &b, &gs, step, round, ptok, gstart, jd);
         double t1 = time_now_s();
         LearnStats ls = {0};
         ls.mismatch_corr = ls.mismatch_max = NAN; /* null in metrics.jsonl when no group was kept */
@@ -485,7 +502,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         }
         double t2 = time_now_s();
         roll_s += t1 - t0, learn_s += t2 - t1, roll_tok += gs.gen_tokens, learn_tok += ls.learner_tokens;
-        write_step_metrics(&mw, step + 1, c, &gs, &b, &ls, &opt, lr, scratch);
+        write_step_metrics(&mw, step + 1, c, &gs, &b, &ls, &opt, lr, scratch, jd);
         if ((err = metrics_commit(&mw))) break;
         metrics_begin(&tw);
         metrics_int(&tw, "step", step + 1);
@@ -525,7 +542,8 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
     res->skipped_updates = opt.skipped;
     metrics_close(&mw);
     metrics_close(&tw);
-    free(ptok), free(gstart), free(gs.lens), free(scratch);
+    free(ptok), free(gstart), free(gs.lens), free(scratch), free(rews), free(corr);
+    genrm_judge_close(jd);
     work_free(&w);
     batch_free(&b);
     if (refp) model_free(refp);

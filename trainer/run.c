@@ -48,7 +48,7 @@ int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_confi
     int rl_len = r->max_prompt + c->rl_max_new;
     long need = (long)r->mb_seqs * rl_len, sft = (long)c->sft_batch * r->max_sft;
     if (sft > need) need = sft;
-    if (need < r->gen_batch) need = r->gen_batch;
+    if (need < (long)r->gen_batch * r->max_prompt) need = (long)r->gen_batch * r->max_prompt; /* prefill */
     int max_seqs = r->gen_batch > c->sft_batch ? r->gen_batch : c->sft_batch;
     if (max_seqs < r->mb_seqs) max_seqs = r->mb_seqs;
     if (rl_len > c->max_seq_len)

@@ -134,6 +134,13 @@ static const ConfigField kRunSchema[] = {
     F("reward.wrong", CFG_FLOAT, reward_wrong, "0", -1e6, 1e6, NULL, "reward of a wrong answer"),
     F("reward.format_penalty", CFG_FLOAT, reward_format, "-0.5", -1e6, 1e6, NULL,
       "added when the answer format is broken"),
+    F("reward.genrm_mode", CFG_ENUM, genrm_mode, "off", 1, 0, "off|pairwise|grade",
+      "GenRM judge: off (rule verifiers), pairwise (better/same/worse vs the reference: +1/0/-1) or grade (1-5)"),
+    F("reward.genrm_path", CFG_STRING, genrm_path, "", 1, 0, NULL,
+      "the judge model: a run dir, a checkpoint dir or a Hugging Face dir"),
+    F("reward.genrm_swap", CFG_BOOL, genrm_swap, "true", 1, 0, NULL,
+      "judge twice with the response and the reference in both orders, and average"),
+    F("reward.genrm_max_new", CFG_INT, genrm_max_new, "16", 1, 4096, NULL, "the judge's output budget (tokens)"),
 
     F("ckpt.every", CFG_INT, ckpt_every, "50", 0, 1 << 24, NULL,
       "steps between checkpoints, in SFT and RL (0 = only at the end of each phase)"),
@@ -192,6 +199,10 @@ static int run_config_validate(const RunConfig *rc, const char *src) {
                        "%s: generate.max_new_tokens (%d) must be less than model.max_seq_len (%d), "
                        "which also holds the prompt",
                        src, rc->max_new_tokens, rc->max_seq_len);
+    if (strcmp(rc->genrm_mode, "off") != 0 && rc->genrm_path[0] == '\0')
+        return err_set(ERR_CONFIG, "%s: reward.genrm_mode is %s but reward.genrm_path is empty\n"
+                       "HINT: train a judge with `cispo sft CONFIG data.tasks=judge` and point reward.genrm_path at its "
+                       "run directory", src, rc->genrm_mode);
     return 0;
 }
 

@@ -105,6 +105,10 @@ typedef struct {
 
     /* reward */
     double reward_correct, reward_wrong, reward_format; /* reward.correct, reward.wrong, reward.format_penalty */
+    char genrm_mode[16];     /* reward.genrm_mode: off | pairwise | grade (rewards/genrm.h) */
+    char genrm_path[512];    /* reward.genrm_path: the judge: a run dir, checkpoint dir or HF model dir */
+    int genrm_swap;          /* reward.genrm_swap: judge twice, the two texts in both orders */
+    int genrm_max_new;       /* reward.genrm_max_new: the judge's output budget (tokens) */
 
     /* ckpt: checkpoints (trainer/train_ckpt.h) */
     int ckpt_every;          /* ckpt.every: steps between checkpoints in SFT and RL (0 = only at phase ends) */

@@ -203,11 +203,13 @@ int train_ckpt_read_state(const char *dir, TrainState *ts, char **config_yaml) {
     return 0;
 }
 
-int train_ckpt_load_model(Run *r, const char *dir) {
+int train_ckpt_load_model(Run *r, const char *dir) { return train_ckpt_load_params(dir, &r->ctx, &r->m); }
+
+int train_ckpt_load_params(const char *dir, KernelCtx *ctx, Model *m) {
     H5File f;
     int err = open_in(dir, "model.h5", &f);
     if (err) return err;
-    err = read_table(&f, &r->ctx, &r->m.params, r->m.param_mem, "params/");
+    err = read_table(&f, ctx, &m->params, m->param_mem, "params/");
     h5_close(&f);
     return err;
 }

@@ -45,6 +45,8 @@ int train_ckpt_save(Run *r, const TrainState *ts, const Optimizer *opt, const Mo
 int train_ckpt_read_state(const char *dir, TrainState *ts, char **config_yaml);
 /* Load the model parameters (and, when non-NULL, the optimizer and the reference) from `dir`. */
 int train_ckpt_load_model(Run *r, const char *dir);
+/* The same for any model whose config matches the checkpoint's (e.g. a GenRM judge). */
+int train_ckpt_load_params(const char *dir, KernelCtx *ctx, Model *m);
 int train_ckpt_load_optimizer(const char *dir, Optimizer *opt);
 int train_ckpt_load_ref(const char *dir, Model *ref);
 /* Compare the run's config with a checkpoint's: 0 when it can continue; else ERR_CONFIG listing
