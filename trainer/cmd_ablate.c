@@ -12,6 +12,8 @@
  *      evaluated every K RL steps (rl.eval_every, default 5) and before and after RL;
  *   3. RUN_DIR/ablation.csv, RUN_DIR/ablation.md (trainer/ablation_report.h) and, when python3
  *      with matplotlib is there, RUN_DIR/ablation.png (tools/plot_ablation.py).
+ * `--set ALGO:section.key=value` (repeatable) changes a key for one algorithm only, e.g. PPO and
+ * GRPO's symmetric clip: --set ppo:loss.eps_high=0.2; the report lists these settings.
  * A run whose directory already has summary.json for the same number of steps is reused, so an
  * interrupted ablation continues where it stopped (runs that were cut off resume from their
  * checkpoints through `--resume auto`). Child output goes to RUN_DIR/runs/<name>/train.log.
@@ -45,6 +47,9 @@ typedef struct {
     char algos_buf[128];         /* tokenized: algos[] point into it */
     const char *algos[ABL_MAX_ALGOS];
     int n_algos, seeds, jobs, eval_every;
+    char set_algo[32][16];       /* --set ALGO:key=value */
+    const char *set_kv[32];
+    int n_set;
     double target;               /* NAN: DAPO's mean final pass@1 */
 } AblArgs;
 
@@ -59,7 +64,7 @@ typedef struct {
 
 static int usage(const char *msg) {
     fprintf(stderr, "cispo ablate: %s\nHINT: usage: cispo ablate CONFIG --algos cispo,dapo,grpo,ppo --seeds N "
-                    "[--jobs J] [--eval-every K] [--target ACC] [section.key=value ...]\n", msg);
+                    "[--jobs J] [--eval-every K] [--target ACC] [--set ALGO:section.key=value] [section.key=value ...]\n", msg);
     return 2;
 }
 
@@ -75,6 +80,14 @@ static int parse_args(int argc, char **argv, AblArgs *a) {
         else if (!strcmp(s, "--jobs") && v) a->jobs = (int)strtol(v, &end, 10), i++;
         else if (!strcmp(s, "--eval-every") && v) a->eval_every = (int)strtol(v, &end, 10), i++;
         else if (!strcmp(s, "--target") && v) a->target = strtod(v, &end), i++;
+        else if (!strcmp(s, "--set") && v) {
+            const char *colon = strchr(v, ':');
+            if (!colon || colon == v || colon - v >= 16 || !strchr(colon, '=') || a->n_set == 32)
+                return usage("--set takes ALGO:section.key=value (at most 32)");
+            snprintf(a->set_algo[a->n_set], sizeof a->set_algo[0], "%.*s", (int)(colon - v), v);
+            a->set_kv[a->n_set++] = colon + 1;
+            i++;
+        }
         else if (!strncmp(s, "--", 2)) return usage("unknown or incomplete option");
         else if (strchr(s, '=')) {
             if (a->n_over == 128) return usage("too many overrides");
@@ -94,6 +107,11 @@ static int parse_args(int argc, char **argv, AblArgs *a) {
         a->algos[a->n_algos++] = t;
     }
     if (a->n_algos == 0) return usage("--algos is empty");
+    for (int k = 0; k < a->n_set; k++) {
+        int known = 0;
+        for (int j = 0; j < a->n_algos; j++) known |= !strcmp(a->set_algo[k], a->algos[j]);
+        if (!known) return usage("--set names an algorithm that is not in --algos");
+    }
     return 0;
 }
 
@@ -165,6 +183,8 @@ static void spawn(AblRun *r, const AblArgs *a, const char *exe, const char *base
     argv[n++] = "train";
     if (a->config) argv[n++] = a->config;
     for (int i = 0; i < a->n_over; i++) argv[n++] = a->over[i];
+    for (int i = 0; i < a->n_set; i++)
+        if (!strcmp(a->set_algo[i], r->algo)) argv[n++] = a->set_kv[i];
     argv[n++] = dir_kv, argv[n++] = r->algo_kv, argv[n++] = r->seed_kv, argv[n++] = model_kv;
     argv[n++] = "rl.sft_first=false", argv[n++] = every_kv;
     if (threads1) argv[n++] = "run.threads=1";
@@ -299,7 +319,7 @@ static int report(AblRun *runs, int n, const AblArgs *a, const RunConfig *rc, co
     AblCurve *c = xcalloc((size_t)n, sizeof(AblCurve));
     int err = 0;
     for (int i = 0; i < n && !err; i++) err = read_curve(&runs[i], rc->rl_steps, &c[i]);
-    char path[1300], setup[512], from[128];
+    char path[1300], setup[2048], from[128];
     snprintf(path, sizeof path, "%s/ablation.csv", rc->dir);
     if (!err) err = abl_write_csv(path, c, n);
     double target = a->target;
@@ -317,6 +337,10 @@ static int report(AblRun *runs, int n, const AblArgs *a, const RunConfig *rc, co
              "budget %d tokens, held-out %d problems x %d samples every %d steps.",
              a->algos_text, a->seeds, rc->rl_steps, rc->prompts_per_step, rc->group_size, rc->minibatches,
              rc->rl_max_new, rc->eval_size, rc->eval_k, a->eval_every);
+    for (int i = 0; i < a->n_set; i++) {
+        size_t used = strlen(setup);
+        snprintf(setup + used, sizeof setup - used, "%s %s: %s", i ? "," : " Per algorithm:", a->set_algo[i], a->set_kv[i]);
+    }
     AblRow rows[ABL_MAX_ALGOS];
     if (!err) {
         abl_summarize(c, n, a->algos, a->n_algos, target, rows);
@@ -339,10 +363,15 @@ int cmd_ablate(int argc, char **argv) {
     int st = parse_args(argc, argv, &a);
     if (st) return st;
     RunConfig rc;
-    char *cl[130];
+    char *cl[170];
     int ncl = 0;
     if (a.config) cl[ncl++] = (char *)a.config;
     for (int i = 0; i < a.n_over; i++) cl[ncl++] = a.over[i];
+    for (int k = 0; k < a.n_set; k++) cl[ncl + k] = (char *)a.set_kv[k];
+    for (int k = 0; k < a.n_set; k++) { /* each --set must load on top of the config */
+        RunConfig probe;
+        if ((st = cli_load_config("ablate", ncl + k + 1, cl, &probe))) return st;
+    }
     if ((st = cli_load_config("ablate", ncl, cl, &rc))) return st;
     if (a.eval_every == 0) a.eval_every = rc.eval_every > 0 ? rc.eval_every : 5;
     char exe[1024];
