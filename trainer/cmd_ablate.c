@@ -14,9 +14,12 @@
  *      with matplotlib is there, RUN_DIR/ablation.png (tools/plot_ablation.py).
  * `--set ALGO:section.key=value` (repeatable) changes a key for one algorithm only, e.g. PPO and
  * GRPO's symmetric clip: --set ppo:loss.eps_high=0.2; the report lists these settings.
- * A run whose directory already has summary.json for the same number of steps is reused, so an
- * interrupted ablation continues where it stopped (runs that were cut off resume from their
- * checkpoints through `--resume auto`). Child output goes to RUN_DIR/runs/<name>/train.log.
+ * Re-running the command continues an interrupted ablation: the base model is reused when
+ * RUN_DIR/config.yaml (the config it was trained with) agrees with the current one, and every run
+ * is started with `--resume auto`, so a finished run only re-evaluates its final model and a run
+ * that was cut off continues from its newest checkpoint; a changed config is refused, by this
+ * command for the base model and by `cispo train` for a run, with the differing keys named.
+ * Child output goes to RUN_DIR/runs/<name>/train.log.
  */
 #include <fcntl.h>
 #include <jansson.h>
@@ -35,6 +38,7 @@
 #include "trainer/commands.h"
 #include "trainer/run.h"
 #include "trainer/sft.h"
+#include "trainer/train_ckpt.h"
 
 #define ABL_MAX_RUNS 256
 #define ABL_MAX_ALGOS 8
@@ -127,6 +131,18 @@ static int base_model(const RunConfig *rc, char *out, size_t cap) {
     char probe[1300], tmp[1300];
     snprintf(probe, sizeof probe, "%s/model.safetensors", out);
     if (fs_exists(probe)) {
+        char cpath[1100], *yaml = NULL;
+        size_t len = 0;
+        snprintf(cpath, sizeof cpath, "%s/config.yaml", rc->dir);
+        FILE *f = fopen(cpath, "r");
+        if (!f) return err_set(ERR_NOTFOUND, "%s exists but %s does not: cannot tell what it was trained with", out, cpath);
+        yaml = xmalloc(1 << 20);
+        len = fread(yaml, 1, (1 << 20) - 1, f);
+        yaml[len] = '\0';
+        fclose(f);
+        int err = train_ckpt_check_config(rc, yaml, rc->dir);
+        free(yaml);
+        if (err) return err;
         log_info("ablate: reusing the SFT base model %s", out);
         return 0;
     }
@@ -177,7 +193,7 @@ static void spawn(AblRun *r, const AblArgs *a, const char *exe, const char *base
     snprintf(dir_kv, sizeof dir_kv, "run.dir=%s", r->dir);
     snprintf(every_kv, sizeof every_kv, "rl.eval_every=%d", a->eval_every);
     snprintf(log, sizeof log, "%s/train.log", r->dir);
-    const char *argv[160];
+    const char *argv[200]; /* 2 + config + 128 overrides + 32 --set + 10 */
     int n = 0;
     argv[n++] = exe;
     argv[n++] = "train";
@@ -394,9 +410,7 @@ int cmd_ablate(int argc, char **argv) {
             snprintf(r->dir, sizeof r->dir, "%s/runs/%s", rc.dir, r->name);
             snprintf(r->seed_kv, sizeof r->seed_kv, "run.seed=%lld", r->seed);
             snprintf(r->algo_kv, sizeof r->algo_kv, "rl.algo=%s", r->algo);
-            json_t *done = load_summary(r->dir, rc.rl_steps);
-            r->status = done ? 0 : -1;
-            json_decref(done);
+            r->status = -1;
             if (!err) err = fs_mkdir_p(r->dir);
         }
     if (err) {

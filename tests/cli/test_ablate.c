@@ -4,7 +4,9 @@
  * evaluation (steps 0, 2, 4 for every run, pass@1 in [0, 1]); ablation.md with a row per algorithm
  * and the CISPO/DAPO ratio line; ablation.png when python3 has matplotlib. Runs of the same seed see
  * the same first training batch (same data order): their step-1 response counts before dynamic
- * sampling agree. A second invocation reuses the finished runs. Bad flags exit with status 2.
+ * sampling agree. A second invocation reuses the base model and the finished runs (their
+ * metrics.jsonl unchanged); one with a changed SFT setting is refused with the key named. Bad flags
+ * exit with status 2.
  * labels: unit
  */
 #include <setjmp.h>
@@ -115,13 +117,17 @@ static void test_ablate_toy(void **st) {
     } else {
         fprintf(stderr, "python3 without matplotlib: plot not checked\n");
     }
-    /* a second call reuses the four finished runs */
+    /* a second call reuses the base model and the four finished runs */
     assert_int_equal(run_ablate("rl.adv_eps=1e-6", "out2.log"), 0);
-    char *out2 = slurp("out2.log", "");
+    char *out2 = slurp("out2.log", ""), *mc2 = slurp("abl/runs/cispo_s1", "metrics.jsonl");
     assert_null(strstr(out2, "SFT base model:")); /* no second SFT */
     assert_non_null(strstr(out2, "CISPO/DAPO step ratio"));
-    assert_null(strstr(out2, "done in"));
-    free(out2), free(mc), free(md1), free(cfg), free(md), free(csv);
+    assert_string_equal(mc, mc2);
+    /* a different SFT setting cannot reuse the base model */
+    assert_int_equal(run_ablate("sft.lr=1e-3", "out3.log"), 1);
+    char *out3 = slurp("out3.log", "");
+    assert_non_null(strstr(out3, "sft.lr: checkpoint 0.003, now 0.001"));
+    free(out2), free(out3), free(mc2), free(mc), free(md1), free(cfg), free(md), free(csv);
 }
 
 static void test_bad_flags(void **st) {
