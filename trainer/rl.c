@@ -8,7 +8,9 @@
  *      and the reference policy's for GRPO;
  *   4. per mini-batch: forward, policy loss and dL/dlogp, backward, AdamW step.
  * Prompt i of round k of step s is training problem ((s * max_rounds + k) * prompts_per_step + i),
- * so every draw is a function of (seed, step, round, index).
+ * so every draw is a function of (seed, step, round, index). The draw and the step's output budget
+ * go through the curricula (trainer/run_curriculum.h; off by default), which each step then feeds
+ * with its outcomes. With rl.eval_every, the step's metrics line also holds held-out eval_pass1.
  */
 #include "trainer/rl.h"
 
