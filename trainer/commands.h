@@ -12,6 +12,7 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
 int cmd_export_hf(int argc, char **argv);
+int cmd_ablate(int argc, char **argv);
 
 /* Load a RunConfig from argv = [CONFIG] [section.key=value ...] (a first argument without '='
  * is the config file). Also applies run.log_level. On failure prints "cispo <cmd>: message" and

@@ -25,6 +25,7 @@ static const Command commands[] = {
     {"train", cmd_train, "RL (CISPO | PPO | GRPO | DAPO), after SFT when rl.sft_first; --resume auto|DIR"},
     {"sft", cmd_sft, "supervised warm start on the tasks' worked solutions"},
     {"eval", cmd_eval, "held-out pass@1 / pass@k of a saved model: cispo eval CONFIG --model DIR"},
+    {"ablate", cmd_ablate, "CISPO vs PPO/GRPO/DAPO from one SFT model: cispo ablate CONFIG --algos ... --seeds N [--jobs J]"},
     {"generate", cmd_generate, "sample from the policy on the decode path"},
     {"ckpt", cmd_ckpt, "cispo ckpt verify|inspect CHECKPOINT_DIR"},
     {"export-hf", cmd_export_hf, "cispo export-hf CHECKPOINT_DIR OUT_DIR: a Hugging Face model directory"},

@@ -95,7 +95,8 @@ void problems_free(ProblemSet *ps) {
     memset(ps, 0, sizeof(*ps));
 }
 
-void problems_train(const ProblemSet *ps, uint64_t i, Problem *p) {
+/* fam < 0: family and difficulty drawn as usual; else that family at difficulty d. */
+static void train_draw(const ProblemSet *ps, int fam, int d, uint64_t i, Problem *p) {
     if (ps->jsonl) {
         CHECK(jsonl_source_get(ps->jsonl, (long)(i % (uint64_t)ps->jsonl_eval_start), p) == 0, "%s", err_msg());
         return;
@@ -103,7 +104,12 @@ void problems_train(const ProblemSet *ps, uint64_t i, Problem *p) {
     /* draw candidates (i, attempt) until one is not held out; 64 attempts make a collision-only
      * stream astronomically unlikely unless the problem space is tiny, which is then an error */
     for (uint64_t attempt = 0; attempt < 64; attempt++) {
-        draw(ps, ps->seed + 0x1000193 * attempt, i, ps->noise, p);
+        if (fam < 0) {
+            draw(ps, ps->seed + 0x1000193 * attempt, i, ps->noise, p);
+        } else {
+            int rc = ps->fam[fam]->generate(p, d, ps->seed + 0x1000193 * attempt, i, ps->noise);
+            CHECK(rc == 0, "task %s difficulty %d: %s", ps->fam[fam]->name, d, err_msg());
+        }
         uint64_t h = hash_str(p->prompt);
         if (!bsearch(&h, ps->eval_hash, (size_t)ps->eval_size, sizeof(uint64_t), cmp_u64)) return;
     }
@@ -111,6 +117,15 @@ void problems_train(const ProblemSet *ps, uint64_t i, Problem *p) {
              "difficulty [%d, %d] is too small for data.eval_size %d", (unsigned long long)i, ps->dmin, ps->dmax,
           ps->eval_size);
 }
+
+void problems_train(const ProblemSet *ps, uint64_t i, Problem *p) { train_draw(ps, -1, 0, i, p); }
+
+void problems_train_in(const ProblemSet *ps, int fam, int difficulty, uint64_t i, Problem *p) {
+    CHECK(ps->jsonl || (fam >= 0 && fam < ps->n_fam), "family %d of %d", fam, ps->n_fam);
+    train_draw(ps, ps->jsonl ? -1 : fam, difficulty, i, p);
+}
+
+uint64_t problems_key(const Problem *p) { return hash_str(p->prompt); }
 
 void problems_eval(const ProblemSet *ps, int i, Problem *p) {
     CHECK(i >= 0 && i < ps->eval_size, "held-out problem %d of %d", i, ps->eval_size);

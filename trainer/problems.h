@@ -38,6 +38,11 @@ int problems_init(ProblemSet *ps, const RunConfig *rc);
 void problems_free(ProblemSet *ps);
 /* Training problem number i (skips held-out collisions deterministically). */
 void problems_train(const ProblemSet *ps, uint64_t i, Problem *p);
+/* Training problem number i of family fam (index into ps->fam) at `difficulty` (the task
+ * curriculum's draw; dataset mode ignores both and returns line i). */
+void problems_train_in(const ProblemSet *ps, int fam, int difficulty, uint64_t i, Problem *p);
+/* A 64-bit identity of a problem (hash of its prompt), for per-problem statistics. */
+uint64_t problems_key(const Problem *p);
 /* Held-out problem number i in [0, eval_size). */
 void problems_eval(const ProblemSet *ps, int i, Problem *p);
 

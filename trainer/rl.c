@@ -8,7 +8,9 @@
  *      and the reference policy's for GRPO;
  *   4. per mini-batch: forward, policy loss and dL/dlogp, backward, AdamW step.
  * Prompt i of round k of step s is training problem ((s * max_rounds + k) * prompts_per_step + i),
- * so every draw is a function of (seed, step, round, index).
+ * so every draw is a function of (seed, step, round, index). The draw and the step's output budget
+ * go through the curricula (trainer/run_curriculum.h; off by default), which each step then feeds
+ * with its outcomes. With rl.eval_every, the step's metrics line also holds held-out eval_pass1.
  */
 #include "trainer/rl.h"
 
@@ -44,7 +46,7 @@ typedef struct {
     float *old_logp, *ref_logp; /* (R, max_new) */
     /* scratch of one generation round (max_groups prompts x G) */
     Problem *round_prob;
-    int *round_plen, *round_keep;
+    int *round_plen, *round_keep, *round_fam;
     float *round_rew;
 } RlBatch;
 
@@ -82,6 +84,7 @@ static void batch_alloc(RlBatch *b, int max_groups, int G, int max_prompt, int m
     b->round_prob = xcalloc((size_t)max_groups, sizeof(Problem));
     b->round_plen = xcalloc((size_t)max_groups, sizeof(int));
     b->round_keep = xcalloc((size_t)max_groups, sizeof(int));
+    b->round_fam = xcalloc((size_t)max_groups, sizeof(int));
     b->round_rew = xcalloc(R, sizeof(float));
 }
 
@@ -101,6 +104,7 @@ static void batch_free(RlBatch *b) {
     free(b->round_prob);
     free(b->round_plen);
     free(b->round_keep);
+    free(b->round_fam);
     free(b->round_rew);
 }
 
@@ -109,10 +113,10 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     const RunConfig *c = &r->rc;
     const int G = c->group_size, n = c->prompts_per_step;
     Problem *probs = b->round_prob;
-    int *plen = b->round_plen, N = 0;
+    int *plen = b->round_plen, N = 0, budget = run_curriculum_budget(&r->cur, c);
     for (int i = 0; i < n; i++) {
         uint64_t idx = ((uint64_t)step * (c->max_gen_batches > 0 ? c->max_gen_batches : 64) + round) * n + i;
-        problems_train(&r->ps, idx, &probs[i]);
+        run_curriculum_draw(&r->cur, &r->ps, step, idx, &probs[i], &b->round_fam[i]);
         int *dst = ptok + N;
         plen[i] = problems_prompt_tokens(&r->tok, &probs[i], dst, r->max_prompt);
         CHECK(plen[i] > 0, "training prompt longer than %d tokens", r->max_prompt);
@@ -124,13 +128,13 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     }
     start[n * G] = N;
     SeqPack pack = {n * G, start, NULL};
-    GenParams gp = {(float)c->rl_temperature, (float)c->rl_top_p, c->rl_max_new, r->tok.eos, (uint64_t)c->seed,
+    GenParams gp = {(float)c->rl_temperature, (float)c->rl_top_p, budget, r->tok.eos, (uint64_t)c->seed,
                     c->rep_count, (float)c->rep_prob, strcmp(c->lm_head_dtype, "bf16") == 0};
     gs->gen_tokens += rollout_generate(&r->gen, ptok, &pack, &gp, rng_stream(0x71, (uint64_t)step, (uint64_t)round, 0));
     gs->rounds++;
     const Generator *g = &r->gen;
     float *rew = b->round_rew;
-    int *keep = b->round_keep;
+    int *keep = b->round_keep, group_correct = 0;
     float *jrew = jd ? xmalloc((size_t)n * G * sizeof(float)) : NULL; /* GenRM rewards replace the rule's */
     if (jd) CHECK(rl_genrm_rewards(r, jd, probs, G, n * G, jrew, &gs->js) == 0, "genrm: %s", err_msg());
     for (int q = 0; q < n * G; q++) {
@@ -139,7 +143,12 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
         rew[q] = jd ? jrew[q] + (rr.format_ok ? 0.0f : (float)c->reward_format) : rr.reward;
         gs->rews[gs->n_lens] = jd ? jrew[q] : rew[q];
         gs->corr[gs->n_lens] = rr.correct;
-        if (c->overlong) rew[q] += dapo_overlong_penalty(g->n_gen[q], c->rl_max_new, c->overlong_cache);
+        if (c->overlong) rew[q] += dapo_overlong_penalty(g->n_gen[q], budget, c->overlong_cache);
+        group_correct += rr.correct;
+        if (q % G == G - 1) {
+            run_curriculum_record(&r->cur, &probs[q / G], b->round_fam[q / G], group_correct, G);
+            group_correct = 0;
+        }
         gs->n_resp++;
         gs->n_correct += rr.correct;
         gs->n_format += rr.format_ok;
@@ -379,7 +388,8 @@ static void update(Run *r, Optimizer *opt, const PolicyLossConfig *lc, RlBatch *
 }
 
 static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, const GenStats *gs, const RlBatch *b,
-                               const LearnStats *ls, const Optimizer *opt, double lr, int *scratch, const GenrmJudge *jd) {
+                               const LearnStats *ls, const Optimizer *opt, double lr, int budget, int *scratch,
+                               const GenrmJudge *jd) {
     double n = gs->n_resp > 0 ? (double)gs->n_resp : 1.0;
     metrics_begin(mw);
     metrics_int(mw, "step", step);
@@ -389,7 +399,7 @@ static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, 
     metrics_num(mw, "response_len_mean", stats_mean_int(gs->lens, gs->n_lens));
     metrics_num(mw, "response_len_p50", stats_percentile_int(gs->lens, gs->n_lens, 0.5, scratch));
     metrics_num(mw, "response_len_p99", stats_percentile_int(gs->lens, gs->n_lens, 0.99, scratch));
-    metrics_int(mw, "budget", c->rl_max_new);
+    metrics_int(mw, "budget", budget);
     metrics_int(mw, "stop_eos", gs->stops[STOP_EOS]);
     metrics_int(mw, "stop_budget", gs->stops[STOP_BUDGET]);
     metrics_int(mw, "stop_repetition", gs->stops[STOP_REPETITION]);
@@ -439,6 +449,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         if (resuming && (err = train_ckpt_load_ref(lc->resume_dir, refp))) return err;
     }
     if (resuming && (err = train_ckpt_load_optimizer(lc->resume_dir, &opt))) return err;
+    if (resuming && (err = run_curriculum_load(&r->cur, lc->resume_dir))) return err;
     RlBatch b;
     batch_alloc(&b, n, G, r->max_prompt, c->rl_max_new);
     Work w;
@@ -477,6 +488,8 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         memset(&gs, 0, sizeof gs);
         gs.lens = lens, gs.rews = rews, gs.corr = corr;
         b.n_groups = 0;
+        const int budget = run_curriculum_budget(&r->cur, c);
+        run_curriculum_begin_step(&r->cur);
         for (int round = 0; round < max_rounds && b.n_groups < n; round++) gen_round(r, &b, &gs, step, round, ptok, gstart, jd);
         double t1 = time_now_s();
         LearnStats ls = {0};
@@ -502,7 +515,17 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         }
         double t2 = time_now_s();
         roll_s += t1 - t0, learn_s += t2 - t1, roll_tok += gs.gen_tokens, learn_tok += ls.learner_tokens;
-        write_step_metrics(&mw, step + 1, c, &gs, &b, &ls, &opt, lr, scratch, jd);
+        run_curriculum_end_step(&r->cur, &r->ps, step + 1, exp(-gs.logp_sum / (gs.gen_tokens > 0 ? gs.gen_tokens : 1)),
+                                stats_percentile_int(gs.lens, gs.n_lens, 0.99, scratch));
+        EvalResult er;
+        const int do_eval = c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->rl_steps;
+        if (do_eval) eval_run(r, &er);
+        write_step_metrics(&mw, step + 1, c, &gs, &b, &ls, &opt, lr, budget, scratch, jd);
+        run_curriculum_metrics(&r->cur, &r->ps, &mw);
+        if (do_eval) { /* held-out pass@1 after this step (same draws at every evaluation) */
+            metrics_num(&mw, "eval_pass1", er.pass1);
+            metrics_num(&mw, "eval_passk", er.passk);
+        }
         if ((err = metrics_commit(&mw))) break;
         metrics_begin(&tw);
         metrics_int(&tw, "step", step + 1);
@@ -526,10 +549,8 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
             if ((c->ckpt_every > 0 && (step + 1) % c->ckpt_every == 0) || step + 1 == c->rl_steps)
                 if ((err = train_ckpt_save(r, lc->ts, &opt, refp))) break;
         }
-        if (c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->rl_steps) {
-            EvalResult er;
+        if (do_eval) {
             char line[300];
-            eval_run(r, &er);
             eval_format(&er, line, sizeof line);
             log_info("eval after RL step %d: %s", step + 1, line);
         }

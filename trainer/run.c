@@ -41,6 +41,7 @@ int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_confi
                                    "beside it, or set data.chat_template", r->rc.tokenizer);
     if ((err = problems_init(&r->ps, &r->rc))) return err;
     measure_lengths(r, &r->max_prompt, &r->max_sft);
+    if ((err = run_curriculum_init(&r->cur, &r->rc, &r->ps))) return err;
     const RunConfig *c = &r->rc;
     r->gen_batch = c->prompts_per_step * c->group_size;
     if (r->gen_batch < c->eval_k) r->gen_batch = c->eval_k;
@@ -82,4 +83,5 @@ void run_close(Run *r) {
     kernel_ctx_free(&r->ctx);
     problems_free(&r->ps);
     tokenizer_free(&r->tok);
+    run_curriculum_free(&r->cur);
 }

@@ -9,6 +9,7 @@
 #include "rollout/generate.h"
 #include "trainer/problems.h"
 #include "trainer/run_config.h"
+#include "trainer/run_curriculum.h"
 
 typedef struct {
     RunConfig rc;
@@ -16,6 +17,7 @@ typedef struct {
     Model m;
     Tokenizer tok;
     ProblemSet ps;
+    RunCurriculum cur; /* output budget and task curriculum (off unless configured) */
     Generator gen;
     int max_prompt;   /* longest prompt (tokens) the buffers hold */
     int max_sft;      /* longest SFT sequence (prompt + solution + EOS) */

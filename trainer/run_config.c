@@ -152,6 +152,31 @@ static const ConfigField kRunSchema[] = {
     F("eval.temperature", CFG_FLOAT, eval_temperature, "1.0", 0, 10, NULL, "evaluation temperature (M1: 1.0)"),
     F("eval.top_p", CFG_FLOAT, eval_top_p, "1.0", 1e-6, 1, NULL, "evaluation nucleus mass"),
 
+    F("curriculum.budget_stages", CFG_STRING, budget_stages, "", 1, 0, NULL,
+      "output-budget stages in tokens, increasing, each <= rollout.max_new_tokens (M1: 40960, ..., 81920); "
+      "\"\" = fixed budget"),
+    F("curriculum.ppl_window", CFG_INT, ppl_window, "5", 1, 64, NULL, "moving-average window of generation perplexity"),
+    F("curriculum.ppl_tol", CFG_FLOAT, ppl_tol, "0.02", 0, 1e9, NULL,
+      "perplexity plateau: relative change of the moving average over a window below this"),
+    F("curriculum.p99_frac", CFG_FLOAT, p99_frac, "0.9", 0, 1, NULL,
+      "advance only when p99 response length >= this fraction of the budget"),
+    F("curriculum.min_stage_steps", CFG_INT, min_stage_steps, "10", 0, 1 << 24, NULL, "RL steps per budget stage at least"),
+    F("curriculum.mix_start", CFG_STRING, mix_start, "", 1, 0, NULL,
+      "task-family weights at step 0, one per data.tasks family (\"\" = equal)"),
+    F("curriculum.mix_end", CFG_STRING, mix_end, "", 1, 0, NULL, "task-family weights from mix_steps on (\"\" = mix_start)"),
+    F("curriculum.mix_steps", CFG_INT, mix_steps, "0", 0, 1 << 24, NULL, "steps of the linear move from mix_start to mix_end"),
+    F("curriculum.difficulty_window", CFG_INT, diff_window, "0", 0, 1000, NULL,
+      "difficulty levels drawn at once, starting at data.difficulty_min and raised when mastered (0 = off)"),
+    F("curriculum.master_rate", CFG_FLOAT, master_rate, "0.8", 0, 1, NULL, "a family is mastered at this pass rate ..."),
+    F("curriculum.master_samples", CFG_INT, master_samples, "256", 1, 1 << 30, NULL, "... over this many responses at its level"),
+    F("curriculum.pass_filter", CFG_BOOL, pass_filter, "false", 1, 0, NULL,
+      "drop problems whose recent pass rate is 0 or >= pass_upper (M1: the (0, 0.9) window)"),
+    F("curriculum.pass_upper", CFG_FLOAT, pass_upper, "0.9", 1e-9, 1, NULL, "upper end of the pass-rate window"),
+    F("curriculum.pass_min_samples", CFG_INT, pass_min_samples, "8", 1, 65535, NULL,
+      "recent responses of a problem before the filter judges it"),
+    F("curriculum.pass_capacity", CFG_INT, pass_capacity, "4096", 1, 1 << 24, NULL,
+      "problems with pass-rate statistics (a power of two)"),
+
     {NULL, CFG_INT, 0, 0, NULL, 0, 0, NULL, NULL},
 };
 

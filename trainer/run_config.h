@@ -119,6 +119,23 @@ typedef struct {
     int eval_k;              /* eval.samples: samples per problem (pass@1 = mean, pass@k) */
     double eval_temperature; /* eval.temperature */
     double eval_top_p;       /* eval.top_p */
+
+    /* curriculum: output budget and task curriculum (curricula/budget.h, curricula/task_curriculum.h) */
+    char budget_stages[256]; /* curriculum.budget_stages: increasing budgets; "" = fixed rollout.max_new_tokens */
+    int ppl_window;          /* curriculum.ppl_window: moving-average window of generation perplexity */
+    double ppl_tol;          /* curriculum.ppl_tol: plateau = relative change of the average below this */
+    double p99_frac;         /* curriculum.p99_frac: p99 length must reach this fraction of the budget */
+    int min_stage_steps;     /* curriculum.min_stage_steps */
+    char mix_start[256];     /* curriculum.mix_start: family weights at step 0 ("" = equal) */
+    char mix_end[256];       /* curriculum.mix_end: family weights after mix_steps ("" = mix_start) */
+    int mix_steps;           /* curriculum.mix_steps */
+    int diff_window;         /* curriculum.difficulty_window: levels drawn at once (0 = off) */
+    double master_rate;      /* curriculum.master_rate */
+    int master_samples;      /* curriculum.master_samples */
+    int pass_filter;         /* curriculum.pass_filter */
+    double pass_upper;       /* curriculum.pass_upper */
+    int pass_min_samples;    /* curriculum.pass_min_samples */
+    int pass_capacity;       /* curriculum.pass_capacity */
 } RunConfig;
 
 /* Defaults, then `path` (may be NULL), then each override "section.key=value" in order, then

@@ -102,6 +102,7 @@ static int write_state(H5File *f, const Run *r, const TrainState *ts) {
     fclose(mf);
     err = err ? err : h5_write_bytes(f, "config_yaml", yaml, len);
     free(yaml);
+    err = err ? err : run_curriculum_save(&r->cur, f);
     const char *ver = cispo_version();
     err = err ? err : h5_write_bytes(f, "cispo_version", ver, strlen(ver));
     return err;
