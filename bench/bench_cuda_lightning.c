@@ -175,20 +175,22 @@ static json_t *bench_shape(KernelCtx *g, const Shape *s, const Opts *o) {
     Bufs x;
     bufs_init(&x, g, s);
     double err = check_cpu(g, &x, s);
+    if (!isfinite(err)) err = 1e30; /* JSON has no NaN/inf; any failure shows as 1e30 */
     json_t *row = json_pack("{s:i, s:i, s:i, s:i, s:f}", "heads", s->NH, "head_dim", s->HS, "T", s->T, "B", s->B,
                             "check_rel_err", err);
     for (int bwd = 0; bwd < 2; bwd++) {
         double bytes, flops;
         cost(s, bwd, &bytes, &flops);
-        double bound = fmax(bytes / o->bw, flops / o->peak) * 1e3, bound16 = fmax(0.5 * bytes / o->bw, flops / o->peak) * 1e3;
+        double bound = fmax(bytes / o->bw, flops / o->peak) * 1e3;
+        double bound16 = fmax(0.5 * bytes / o->bw, flops / o->peak) * 1e3;
         double ms = time_op(g, &x, s, bwd, o->reps), naive = NAN;
         if (o->naive) {
             setenv("CISPO_CUDA_NAIVE_LIGHTNING", "1", 1);
             naive = time_op(g, &x, s, bwd, 3);
             unsetenv("CISPO_CUDA_NAIVE_LIGHTNING");
         }
-        printf("%-8s %3d x %-3d T=%-6d B=%-3d %10.3f ms %10.3f ms (%5.1f%%) %10.3f ms %10.2e\n", bwd ? "fwd+bwd" : "fwd",
-               s->NH, s->HS, s->T, s->B, ms, bound, 100.0 * bound / ms, naive, err);
+        printf("%-8s %3d x %-3d T=%-6d B=%-3d %10.3f ms %10.3f ms (%5.1f%%) %10.3f ms %10.2e\n",
+               bwd ? "fwd+bwd" : "fwd", s->NH, s->HS, s->T, s->B, ms, bound, 100.0 * bound / ms, naive, err);
         fflush(stdout);
         json_object_set_new(row, bwd ? "fwd_bwd" : "fwd",
                             json_pack("{s:f, s:f, s:f, s:f, s:f, s:f}", "ms", ms, "bound_ms", bound, "bound_ms_bf16_io",
@@ -234,7 +236,8 @@ int main(int argc, char **argv) {
            o.bw, o.peak);
     printf("%-8s %-26s %13s %13s %8s %13s %10s\n", "op", "shape", "median", "bound", "of it", "naive", "rel err");
     json_t *rows = json_array();
-    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) json_array_append_new(rows, bench_shape(&g, &shapes[i], &o));
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++)
+        json_array_append_new(rows, bench_shape(&g, &shapes[i], &o));
     json_t *doc = json_pack("{s:s, s:s, s:i, s:f, s:f, s:i, s:o}", "bench", "cuda_lightning", "device", prop.name,
                             "driver", drv, "bw", o.bw, "peak", o.peak, "reps", o.reps, "rows", rows);
     json_object_set_new(doc, "commit", json_string(cispo_version()));

@@ -23,22 +23,26 @@
  *     workspace slot.
  *  2. lc_scan_kernel: per (sequence, head), turns those slots in place into the state at the start
  *     of the next segment (start(s+1) = lambda^L start(s) + local(s), start(0) = S0).
- *  3. lc_chunk_kernel<HS, false>: one block per (segment, head, slice of 32 value columns) walks its
- *     segment's chunks in order with its slice of the state in shared memory:
+ *  3. lc_chunk_kernel<HS, false>: one block per (segment, head) walks its segment's chunks in order
+ *     with the whole HS x HS state in shared memory:
  *         P = (Q K^T) ⊙ D,  O = diag(lambda^(c+1)) Q KV + P V,  KV <- lambda^m KV + K^T diag(b) V,
  *     D[i][j] = lambda^(i-j) (i >= j), b[c] = lambda^(m-1-c), m the chunk's rows (< C only for a
  *     sequence's last chunk, rows past m zero-filled). The block of a sequence's last segment
  *     writes the final state.
- * All products are WMMA TF32 (10-bit mantissa, operands rounded to nearest from the FP32 values in
- * shared memory) with FP32 accumulators; the state stays FP32 between chunks. Expected error
- * against the FP32 reference: ~1e-3 of the output's scale. Decay powers lambda^i (i <= 64) are
- * exp() in double rounded to float, as on the CPU.
- * Shared memory per block (HS = 128): Q, K (64 x 132), V slice (64 x 36), P (64 x 68), state slice
- * (128 x 36), powers: 110 KiB, two blocks per SM. Blocks of 4 warps; warp w owns output row tile w.
+ * All products are WMMA TF32 (10-bit mantissa) with FP32 accumulators; operands are rounded to
+ * nearest once, in shared memory, when a chunk is loaded or scaled (the FP32 state is converted
+ * fragment by fragment); the state stays FP32 between chunks. Measured error against the FP32
+ * reference: 1e-4..4e-4 of each output's norm. Decay powers lambda^i (i <= 64) are exp() in double
+ * rounded to float, as on the CPU.
+ * Layout: 8 warps; chunk rows are loaded with cp.async (16 bytes, zero-fill past m); fragments are
+ * loaded and stored with wmma.*.shared PTX (the C++ API's generic loads made the kernel
+ * issue-bound). Shared memory (HS = 128): Q, K, V (64 x 132), P (64 x 68), state (128 x 132),
+ * powers: 182 KiB, one block per SM; 85 KiB for HS = 64, 49 KiB for HS = 32.
  * Workspace: segment prefix offsets (CUDA_MAX_SEQS + 1 ints) then the state slots.
  * Falls back to the naive kernels when HS is not 32, 64 or 128, a pointer is not 16-byte aligned,
  * the workspace is missing, or CISPO_CUDA_NAIVE_LIGHTNING is set (and not "0").
  */
+#include <cuda_pipeline.h>
 #include <math.h>
 #include <mma.h>
 #include <stdint.h>
@@ -50,12 +54,10 @@
 using namespace nvcuda;
 
 #define LC_C 64          /* chunk rows */
-#define LC_E 32          /* value (state) columns per block */
-#define LC_WARPS 4       /* one per 16-row tile of the chunk */
+#define LC_WARPS 8       /* two per 16-row tile of the chunk */
 #define LC_THREADS (32 * LC_WARPS)
 #define LC_SEG 512       /* preferred segment length (multiple of LC_C) */
-#define LC_LDE (LC_E + 4) /* padded row strides (floats, multiples of 4; 8-row offsets stay 32-byte aligned) */
-#define LC_LDP (LC_C + 4)
+#define LC_LDP (LC_C + 4) /* padded row stride of the score block */
 #define LC_META_BYTES ((((size_t)CUDA_MAX_SEQS + 1) * sizeof(int) + 255) / 256 * 256)
 
 typedef wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> FragAr;
@@ -87,192 +89,296 @@ typedef struct {
     int B, NH, L;
 } LcGrid;
 
+/* WMMA fragment loads and stores from/to shared memory with the .shared state space spelled out:
+ * the C++ API emits generic wmma.load/store (64-bit addresses, generic LD), which made the first
+ * version issue-bound. Same fragments and register order as the API (static_asserts below). */
+#define LC_SHARED(p) __builtin_assume(__isShared(p))
+#define LC_SADDR(p) ((unsigned)__cvta_generic_to_shared(p))
+#define LC_U32(x) (*reinterpret_cast<unsigned *>(&(x))) /* tf32 operands are .b32 registers */
+static_assert(sizeof(FragAr().x) == 16 && sizeof(FragBc().x) == 16 && sizeof(FragC().x) == 32, "fragment sizes");
+
+static __device__ __forceinline__ void lc_ld(FragAr &f, const float *p, int ld) {
+    asm volatile("wmma.load.a.sync.aligned.row.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=r"(LC_U32(f.x[0])), "=r"(LC_U32(f.x[1])), "=r"(LC_U32(f.x[2])), "=r"(LC_U32(f.x[3]))
+                 : "r"(LC_SADDR(p)), "r"(ld));
+}
+static __device__ __forceinline__ void lc_ld(FragAc &f, const float *p, int ld) {
+    asm volatile("wmma.load.a.sync.aligned.col.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=r"(LC_U32(f.x[0])), "=r"(LC_U32(f.x[1])), "=r"(LC_U32(f.x[2])), "=r"(LC_U32(f.x[3]))
+                 : "r"(LC_SADDR(p)), "r"(ld));
+}
+static __device__ __forceinline__ void lc_ld(FragBr &f, const float *p, int ld) {
+    asm volatile("wmma.load.b.sync.aligned.row.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=r"(LC_U32(f.x[0])), "=r"(LC_U32(f.x[1])), "=r"(LC_U32(f.x[2])), "=r"(LC_U32(f.x[3]))
+                 : "r"(LC_SADDR(p)), "r"(ld));
+}
+static __device__ __forceinline__ void lc_ld(FragBc &f, const float *p, int ld) {
+    asm volatile("wmma.load.b.sync.aligned.col.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;"
+                 : "=r"(LC_U32(f.x[0])), "=r"(LC_U32(f.x[1])), "=r"(LC_U32(f.x[2])), "=r"(LC_U32(f.x[3]))
+                 : "r"(LC_SADDR(p)), "r"(ld));
+}
+static __device__ __forceinline__ void lc_ld(FragC &f, const float *p, int ld) {
+    asm volatile("wmma.load.c.sync.aligned.row.m16n16k8.shared.f32 {%0, %1, %2, %3, %4, %5, %6, %7}, [%8], %9;"
+                 : "=f"(f.x[0]), "=f"(f.x[1]), "=f"(f.x[2]), "=f"(f.x[3]), "=f"(f.x[4]), "=f"(f.x[5]), "=f"(f.x[6]),
+                   "=f"(f.x[7])
+                 : "r"(LC_SADDR(p)), "r"(ld));
+}
+static __device__ __forceinline__ void lc_st(float *p, const FragC &f, int ld) {
+    asm volatile("wmma.store.d.sync.aligned.row.m16n16k8.shared.f32 [%0], {%1, %2, %3, %4, %5, %6, %7, %8}, %9;"
+                 :
+                 : "r"(LC_SADDR(p)), "f"(f.x[0]), "f"(f.x[1]), "f"(f.x[2]), "f"(f.x[3]), "f"(f.x[4]), "f"(f.x[5]),
+                   "f"(f.x[6]), "f"(f.x[7]), "r"(ld)
+                 : "memory");
+}
+
 template <typename Frag> static __device__ __forceinline__ void lc_tf32(Frag &f) {
 #pragma unroll
     for (int i = 0; i < f.num_elements; i++) f.x[i] = wmma::__float_to_tf32(f.x[i]);
 }
 
-/* Shared-memory layout of lc_chunk_kernel<HS, STATE_ONLY>, in floats. */
+/* Shared-memory layout of lc_chunk_kernel<HS, STATE_ONLY>, in floats; rows padded to HS + 4 (a
+ * multiple of 4 floats; 8-row offsets stay 32-byte aligned for WMMA). */
 template <int HS, bool STATE_ONLY> struct LcSmem {
-    static constexpr int LDQ = HS + 4;
-    static constexpr int Q = 0;                                       /* (C, LDQ); output staging */
-    static constexpr int K = STATE_ONLY ? 0 : Q + LC_C * LDQ;         /* (C, LDQ) */
-    static constexpr int V = K + LC_C * LDQ;                          /* (C, LC_LDE) */
-    static constexpr int P = V + LC_C * LC_LDE;                       /* (C, LC_LDP), full only */
-    static constexpr int KV = STATE_ONLY ? P : P + LC_C * LC_LDP;     /* (HS, LC_LDE) */
-    static constexpr int PW = KV + HS * LC_LDE;                       /* (C + 1) powers, padded */
+    static constexpr int LD = HS + 4;
+    static constexpr int Q = 0;                                   /* (C, LD); output staging */
+    static constexpr int K = STATE_ONLY ? 0 : Q + LC_C * LD;      /* (C, LD) */
+    static constexpr int V = K + LC_C * LD;                       /* (C, LD) */
+    static constexpr int P = V + LC_C * LD;                       /* (C, LC_LDP), full only */
+    static constexpr int KV = STATE_ONLY ? P : P + LC_C * LC_LDP; /* (HS, LD) */
+    static constexpr int PW = KV + HS * LD;                       /* (C + 1) powers, padded */
     static constexpr int FLOATS = PW + LC_C + 4;
 };
 
-/* dst(C, ld) = W columns of C rows of a role (src at head and column offset, row stride lds); run
- * row c is position r0 + c, token t0 + (rev ? T-1-r : r); rows c >= m are zero. */
-template <int W>
-static __device__ __forceinline__ void lc_load_rows(float *dst, int ld, const float *src, int lds, int t0, int T,
-                                                    int r0, int m, int rev) {
-    constexpr int V4 = W / 4;
-    for (int i = threadIdx.x; i < LC_C * V4; i += LC_THREADS) {
-        const int c = i / V4, j = i % V4;
-        float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (c < m) {
-            const int r = r0 + c, t = rev ? T - 1 - r : r;
-            x = __ldg(reinterpret_cast<const float4 *>(src + (size_t)(t0 + t) * lds) + j);
-        }
-        *reinterpret_cast<float4 *>(dst + c * ld + 4 * j) = x;
+/* dst(C, LD) = HS columns of C rows of a role (src at its head offset, row stride lds); run row c is
+ * position r0 + c, token t0 + (rev ? T-1-r : r); rows c >= m are zero-filled. Asynchronous 16-byte
+ * copies (cp.async), all in flight at once; the caller commits and waits. */
+template <int HS>
+static __device__ __forceinline__ void lc_load_rows(float *dst, const float *src, int lds, int t0, int T, int r0,
+                                                    int m, int rev) {
+    constexpr int V4 = HS / 4, ITER = LC_C * V4 / LC_THREADS, LD = HS + 4;
+    static_assert(LC_C * V4 % LC_THREADS == 0, "whole iterations");
+#pragma unroll
+    for (int it = 0; it < ITER; it++) {
+        const int i = threadIdx.x + it * LC_THREADS, c = i / V4, j = i % V4;
+        const int r = r0 + (c < m ? c : 0), t = rev ? T - 1 - r : r; /* a valid address even when zero-filled */
+        __pipeline_memcpy_async(dst + c * LD + 4 * j, src + (size_t)(t0 + t) * lds + 4 * j, 16, c < m ? 0 : 16);
     }
 }
 
-/* Rows c < m of the staged output O(C, LC_LDE) to dst (head and column offset applied), = or +=. */
+/* Rows c < m of the staged output O(C, LD) to dst (head offset applied), = or += (the old values
+ * are all loaded before any store, so their latencies overlap). */
+template <int HS>
 static __device__ __forceinline__ void lc_store_rows(float *dst, int ldd, const float *O, int t0, int T, int r0,
                                                      int m, int rev, int acc) {
-    constexpr int V4 = LC_E / 4;
-    for (int i = threadIdx.x; i < LC_C * V4; i += LC_THREADS) {
-        const int c = i / V4, j = i % V4;
-        if (c >= m) continue;
+    constexpr int V4 = HS / 4, ITER = LC_C * V4 / LC_THREADS, LD = HS + 4;
+    float4 *p[ITER];
+    float4 y[ITER];
+#pragma unroll
+    for (int it = 0; it < ITER; it++) {
+        const int i = threadIdx.x + it * LC_THREADS, c = i / V4, j = i % V4;
         const int r = r0 + c, t = rev ? T - 1 - r : r;
-        float4 *p = reinterpret_cast<float4 *>(dst + (size_t)(t0 + t) * ldd) + j;
-        float4 x = *reinterpret_cast<const float4 *>(O + c * LC_LDE + 4 * j);
-        if (acc) {
-            const float4 y = *p;
-            x.x += y.x, x.y += y.y, x.z += y.z, x.w += y.w;
-        }
-        *p = x;
+        p[it] = c < m ? reinterpret_cast<float4 *>(dst + (size_t)(t0 + t) * ldd) + j : NULL;
+        y[it] = acc && p[it] ? *p[it] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int it = 0; it < ITER; it++) {
+        const int i = threadIdx.x + it * LC_THREADS, c = i / V4, j = i % V4;
+        const float4 x = *reinterpret_cast<const float4 *>(O + c * LD + 4 * j);
+        if (p[it]) *p[it] = make_float4(x.x + y[it].x, x.y + y[it].y, x.z + y[it].z, x.w + y[it].w);
     }
 }
 
-/* P(C, C) lower 16x16 tiles = Q K^T; the 10 tiles (ti >= tj) are spread over the warps. */
+/* P(C, C) lower 16x16 tiles = Q K^T: the 10 tiles (ti >= tj) in list order (0,0),(1,0),(1,1),...;
+ * warp w takes tile w and, for w < 2, tile w + 8, interleaved. */
 template <int HS> static __device__ __forceinline__ void lc_scores(float *P, const float *Q, const float *K, int warp) {
-    constexpr int LDQ = HS + 4;
-    for (int idx = warp; idx < 10; idx += LC_WARPS) {
-        const int ti = idx < 1 ? 0 : idx < 3 ? 1 : idx < 6 ? 2 : 3, tj = idx - ti * (ti + 1) / 2;
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
-#pragma unroll 4
-        for (int kk = 0; kk < HS / 8; kk++) {
+    constexpr int LD = HS + 4;
+    LC_SHARED(P), LC_SHARED(Q), LC_SHARED(K);
+    const int nt = warp + LC_WARPS < 10 ? 2 : 1;
+    int ti[2], tj[2];
+    FragC acc[2];
+#pragma unroll
+    for (int x = 0; x < 2; x++) {
+        const int idx = warp + LC_WARPS * x < 10 ? warp + LC_WARPS * x : warp;
+        ti[x] = idx < 1 ? 0 : idx < 3 ? 1 : idx < 6 ? 2 : 3;
+        tj[x] = idx - ti[x] * (ti[x] + 1) / 2;
+        wmma::fill_fragment(acc[x], 0.0f);
+    }
+#pragma unroll 2
+    for (int kk = 0; kk < HS / 8; kk++) {
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            if (x >= nt) break;
             FragAr a;
             FragBc bk; /* K^T as a column-major (HS, C) view of K */
-            wmma::load_matrix_sync(a, Q + ti * 16 * LDQ + kk * 8, LDQ);
-            wmma::load_matrix_sync(bk, K + tj * 16 * LDQ + kk * 8, LDQ);
-            lc_tf32(a);
-            lc_tf32(bk);
-            wmma::mma_sync(acc, a, bk, acc);
+            lc_ld(a, Q + ti[x] * 16 * LD + kk * 8, LD);
+            lc_ld(bk, K + tj[x] * 16 * LD + kk * 8, LD);
+            wmma::mma_sync(acc[x], a, bk, acc[x]);
         }
-        wmma::store_matrix_sync(P + ti * 16 * LC_LDP + tj * 16, acc, LC_LDP, wmma::mem_row_major);
+    }
+#pragma unroll
+    for (int x = 0; x < 2; x++)
+        if (x < nt) lc_st(P + ti[x] * 16 * LC_LDP + tj[x] * 16, acc[x], LC_LDP);
+}
+
+/* Round the chunk's operands to TF32 (to nearest) in place, once, so fragments need no conversion:
+ * K and V (and Q when with_q), rows of HS columns. */
+template <int HS, bool WITH_Q> static __device__ __forceinline__ void lc_round_rows(float *Q, float *K, float *V) {
+    constexpr int LD = HS + 4;
+    for (int i = threadIdx.x; i < LC_C * HS; i += LC_THREADS) {
+        const int o = (i / HS) * LD + i % HS;
+        if (WITH_Q) Q[o] = wmma::__float_to_tf32(Q[o]);
+        K[o] = wmma::__float_to_tf32(K[o]);
+        V[o] = wmma::__float_to_tf32(V[o]);
     }
 }
 
-/* P <- P ⊙ D (zero above the diagonal, garbage in skipped tiles included); Q rows *= lambda^(c+1). */
+/* P <- P ⊙ D (zero above the diagonal, the skipped tiles' stale values included); Q rows *=
+ * lambda^(c+1). */
 template <int HS> static __device__ __forceinline__ void lc_decay(float *P, float *Q, const float *pw) {
-    constexpr int LDQ = HS + 4;
+    constexpr int LD = HS + 4;
+    LC_SHARED(P), LC_SHARED(Q), LC_SHARED(pw);
     for (int i = threadIdx.x; i < LC_C * LC_C; i += LC_THREADS) {
         const int r = i / LC_C, c = i % LC_C;
         float *p = P + r * LC_LDP + c;
-        *p = c <= r ? *p * pw[r - c] : 0.0f;
+        *p = c <= r ? wmma::__float_to_tf32(*p * pw[r - c]) : 0.0f;
     }
     for (int i = threadIdx.x; i < LC_C * HS; i += LC_THREADS) {
         const int r = i / HS, d = i % HS;
-        Q[r * LDQ + d] *= pw[r + 1];
+        Q[r * LD + d] = wmma::__float_to_tf32(Q[r * LD + d] * pw[r + 1]);
     }
 }
 
-/* Warp w's output row tile: acc[n] (16 x 16, columns n*16..) = (aQ) KV + P V, P's zero tiles skipped. */
+/* Output tiles per warp: row tile w % 4, column tiles (w / 4) * OUT + n, n < OUT = HS / 32. */
+template <int HS> struct LcOut {
+    static constexpr int N = HS / 32;
+};
+
+/* Warp w's output tiles: acc[n] = (aQ) KV + P V, P's all-zero tiles skipped; the (aQ) KV k-steps
+ * alternate between two accumulator sets so the dependent chains are half as long. */
 template <int HS>
-static __device__ __forceinline__ void lc_output(FragC (&acc)[2], const float *Q, const float *P, const float *V,
-                                                 const float *KV, int warp) {
-    constexpr int LDQ = HS + 4;
-    const int ti = warp;
-    wmma::fill_fragment(acc[0], 0.0f);
-    wmma::fill_fragment(acc[1], 0.0f);
-#pragma unroll 4
-    for (int kk = 0; kk < HS / 8; kk++) {
-        FragAr a;
-        wmma::load_matrix_sync(a, Q + ti * 16 * LDQ + kk * 8, LDQ);
-        lc_tf32(a);
+static __device__ __forceinline__ void lc_output(FragC (&acc)[HS / 32], const float *Q, const float *P,
+                                                 const float *V, const float *KV, int warp) {
+    constexpr int LD = HS + 4, N = HS / 32;
+    LC_SHARED(Q), LC_SHARED(P), LC_SHARED(V), LC_SHARED(KV);
+    const int ti = warp & 3, tn0 = (warp >> 2) * N;
+    FragC acc2[N];
 #pragma unroll
-        for (int n = 0; n < 2; n++) {
-            FragBr bs;
-            wmma::load_matrix_sync(bs, KV + kk * 8 * LC_LDE + n * 16, LC_LDE);
-            lc_tf32(bs);
-            wmma::mma_sync(acc[n], a, bs, acc[n]);
+    for (int n = 0; n < N; n++) wmma::fill_fragment(acc[n], 0.0f), wmma::fill_fragment(acc2[n], 0.0f);
+#pragma unroll 2
+    for (int kk = 0; kk < HS / 8; kk += 2) {
+#pragma unroll
+        for (int par = 0; par < 2; par++) {
+            FragAr a;
+            lc_ld(a, Q + ti * 16 * LD + (kk + par) * 8, LD);
+#pragma unroll
+            for (int n = 0; n < N; n++) {
+                FragBr bs;
+                lc_ld(bs, KV + (kk + par) * 8 * LD + (tn0 + n) * 16, LD);
+                lc_tf32(bs);
+                if (par) wmma::mma_sync(acc2[n], a, bs, acc2[n]);
+                else wmma::mma_sync(acc[n], a, bs, acc[n]);
+            }
         }
     }
     for (int kk = 0; kk < (ti + 1) * 2; kk++) {
         FragAr a;
-        wmma::load_matrix_sync(a, P + ti * 16 * LC_LDP + kk * 8, LC_LDP);
-        lc_tf32(a);
+        lc_ld(a, P + ti * 16 * LC_LDP + kk * 8, LC_LDP);
 #pragma unroll
-        for (int n = 0; n < 2; n++) {
+        for (int n = 0; n < N; n++) {
             FragBr bv;
-            wmma::load_matrix_sync(bv, V + kk * 8 * LC_LDE + n * 16, LC_LDE);
-            lc_tf32(bv);
+            lc_ld(bv, V + kk * 8 * LD + (tn0 + n) * 16, LD);
             wmma::mma_sync(acc[n], a, bv, acc[n]);
         }
     }
+#pragma unroll
+    for (int n = 0; n < N; n++)
+#pragma unroll
+        for (int x = 0; x < acc[n].num_elements; x++) acc[n].x[x] += acc2[n].x[x];
 }
 
-/* KV(HS, E) <- lambda^m KV + K^T V' (V' = V with rows already scaled by b); warp w owns tiles
- * j = w*HS/32 .. +HS/32 (row tile j/2, column tile j%2), read and written by it alone. */
+/* KV(HS, HS) <- lambda^m KV + K^T V' (V' = V with rows already scaled by b). The (HS/16)^2 tiles
+ * are split over the warps, PER consecutive tiles each (all in one row tile td, so the K^T fragment
+ * is loaded once per k-step); each warp reads and writes only its own tiles. */
 template <int HS>
 static __device__ __forceinline__ void lc_state_update(float *KV, const float *K, const float *V, float lam_m, int m,
                                                        int warp) {
-    constexpr int LDQ = HS + 4, PER = HS / 32;
+    constexpr int LD = HS + 4, NTC = HS / 16, NT = NTC * NTC;
+    constexpr int PER = NT >= LC_WARPS ? NT / LC_WARPS : 1;
+    static_assert(NT < LC_WARPS || (NT % LC_WARPS == 0 && NTC % PER == 0), "a warp's tiles share a row tile");
+    LC_SHARED(KV), LC_SHARED(K), LC_SHARED(V);
+    const int j0 = warp * PER;
+    if (j0 >= NT) return; /* HS = 32: 4 tiles, warps 4..7 idle (warp-uniform; no barrier inside) */
+    const int td = j0 / NTC, tn0 = j0 % NTC;
     FragC acc[PER];
 #pragma unroll
     for (int i = 0; i < PER; i++) {
-        const int j = warp * PER + i, td = j / 2, tn = j % 2;
-        wmma::load_matrix_sync(acc[i], KV + td * 16 * LC_LDE + tn * 16, LC_LDE, wmma::mem_row_major);
+        lc_ld(acc[i], KV + td * 16 * LD + (tn0 + i) * 16, LD);
 #pragma unroll
         for (int x = 0; x < acc[i].num_elements; x++) acc[i].x[x] *= lam_m;
     }
     const int ksteps = (m + 7) / 8;
     for (int kk = 0; kk < ksteps; kk++) {
+        FragAc a; /* K^T (HS, C) as a column-major view of K */
+        lc_ld(a, K + kk * 8 * LD + td * 16, LD);
 #pragma unroll
         for (int i = 0; i < PER; i++) {
-            const int j = warp * PER + i, td = j / 2, tn = j % 2;
-            FragAc a; /* K^T (HS, C) as a column-major view of K */
             FragBr bv;
-            wmma::load_matrix_sync(a, K + kk * 8 * LDQ + td * 16, LDQ);
-            wmma::load_matrix_sync(bv, V + kk * 8 * LC_LDE + tn * 16, LC_LDE);
-            lc_tf32(a);
-            lc_tf32(bv);
+            lc_ld(bv, V + kk * 8 * LD + (tn0 + i) * 16, LD);
             wmma::mma_sync(acc[i], a, bv, acc[i]);
         }
     }
 #pragma unroll
-    for (int i = 0; i < PER; i++) {
-        const int j = warp * PER + i, td = j / 2, tn = j % 2;
-        wmma::store_matrix_sync(KV + td * 16 * LC_LDE + tn * 16, acc[i], LC_LDE, wmma::mem_row_major);
+    for (int i = 0; i < PER; i++)
+        lc_st(KV + td * 16 * LD + (tn0 + i) * 16, acc[i], LD);
+}
+
+#define LC_BATCH 16 /* global loads issued together before their stores */
+
+/* KV (HS, LD) from an (HS, HS) state (trans: the state is src^T), or zeros. */
+template <int HS> static __device__ __forceinline__ void lc_state_in(float *KV, const float *src, int trans) {
+    constexpr int ITER = HS * HS / LC_THREADS, LD = HS + 4;
+    static_assert(ITER % LC_BATCH == 0 || ITER < LC_BATCH, "whole batches");
+    constexpr int BATCH = ITER < LC_BATCH ? ITER : LC_BATCH;
+#pragma unroll 1
+    for (int b0 = 0; b0 < ITER; b0 += BATCH) {
+        float x[BATCH];
+#pragma unroll
+        for (int it = 0; it < BATCH; it++) {
+            const int i = threadIdx.x + (b0 + it) * LC_THREADS, d = i / HS, e = i % HS;
+            x[it] = !src ? 0.0f : trans ? src[(size_t)e * HS + d] : src[i];
+        }
+#pragma unroll
+        for (int it = 0; it < BATCH; it++) {
+            const int i = threadIdx.x + (b0 + it) * LC_THREADS;
+            KV[(i / HS) * LD + i % HS] = x[it];
+        }
     }
 }
 
-/* KV slice (HS, E) from an (HS, HS) state at column e0 (trans: the state is src^T), or zeros. */
+/* (HS, HS) state dst = (or +=) scale * KV. */
 template <int HS>
-static __device__ __forceinline__ void lc_state_in(float *KV, const float *src, int trans, int e0) {
-    for (int i = threadIdx.x; i < HS * LC_E; i += LC_THREADS) {
-        const int d = i / LC_E, e = i % LC_E;
-        float x = 0.0f;
-        if (src) x = trans ? src[(size_t)(e0 + e) * HS + d] : src[(size_t)d * HS + e0 + e];
-        KV[d * LC_LDE + e] = x;
+static __device__ __forceinline__ void lc_state_out(float *dst, const float *KV, float scale, int acc) {
+    constexpr int ITER = HS * HS / LC_THREADS, LD = HS + 4;
+    constexpr int BATCH = ITER < LC_BATCH ? ITER : LC_BATCH;
+#pragma unroll 1
+    for (int b0 = 0; b0 < ITER; b0 += BATCH) {
+        float old[BATCH];
+#pragma unroll
+        for (int it = 0; it < BATCH; it++) old[it] = acc ? dst[threadIdx.x + (b0 + it) * LC_THREADS] : 0.0f;
+#pragma unroll
+        for (int it = 0; it < BATCH; it++) {
+            const int i = threadIdx.x + (b0 + it) * LC_THREADS;
+            dst[i] = old[it] + scale * KV[(i / HS) * LD + i % HS];
+        }
     }
 }
 
-/* (HS, HS) state dst at column e0 = (or +=) scale * KV slice. */
-template <int HS>
-static __device__ __forceinline__ void lc_state_out(float *dst, const float *KV, int e0, float scale, int acc) {
-    for (int i = threadIdx.x; i < HS * LC_E; i += LC_THREADS) {
-        const int d = i / LC_E, e = i % LC_E;
-        float *p = dst + (size_t)d * HS + e0 + e;
-        const float x = scale * KV[d * LC_LDE + e];
-        *p = acc ? *p + x : x;
-    }
-}
-
-/* grid (items * HS/LC_E, NH): block = (segment item, value slice, head); see the file comment. */
+/* grid (items, NH): block = (segment item, head); see the file comment. */
 template <int HS, bool STATE_ONLY>
 static __global__ void __launch_bounds__(LC_THREADS) lc_chunk_kernel(LcRun r, LcGrid g) {
     extern __shared__ __align__(128) float lc_smem[];
     typedef LcSmem<HS, STATE_ONLY> SM;
-    constexpr int NSL = HS / LC_E;
-    const int item = blockIdx.x / NSL, e0 = (blockIdx.x % NSL) * LC_E, h = blockIdx.y, warp = threadIdx.x / 32;
+    const int item = blockIdx.x, h = blockIdx.y, warp = threadIdx.x / 32;
     const int b = dev_find_seq(g.segpre, g.B, item);
     const int s = item - g.segpre[b], nseg = g.segpre[b + 1] - g.segpre[b];
     if (STATE_ONLY && s == nseg - 1) return; /* the last segment's local state is never needed */
@@ -281,44 +387,50 @@ static __global__ void __launch_bounds__(LC_THREADS) lc_chunk_kernel(LcRun r, Lc
     const size_t nS = (size_t)HS * HS, slot0 = (size_t)(g.segpre[b] - b);
     float *Q = lc_smem + SM::Q, *K = lc_smem + SM::K, *V = lc_smem + SM::V, *P = lc_smem + SM::P;
     float *KV = lc_smem + SM::KV, *pw = lc_smem + SM::PW;
+    LC_SHARED(Q), LC_SHARED(K), LC_SHARED(V), LC_SHARED(P), LC_SHARED(KV), LC_SHARED(pw);
     const float slope = g.slopes[h];
     for (int i = threadIdx.x; i <= LC_C; i += LC_THREADS) pw[i] = (float)exp(-(double)slope * (double)i);
-    if constexpr (STATE_ONLY) lc_state_in<HS>(KV, NULL, 0, e0);
-    else if (s == 0) lc_state_in<HS>(KV, r.s0 ? r.s0 + ((size_t)b * g.NH + h) * nS : NULL, r.s0_trans, e0);
-    else lc_state_in<HS>(KV, g.slots + ((slot0 + s - 1) * g.NH + h) * nS, 0, e0);
-    const float *qh = r.q + (size_t)h * r.hq, *kh = r.k + (size_t)h * r.hk, *vh = r.v + (size_t)h * r.hv + e0;
+    if constexpr (STATE_ONLY) lc_state_in<HS>(KV, NULL, 0);
+    else if (s == 0) lc_state_in<HS>(KV, r.s0 ? r.s0 + ((size_t)b * g.NH + h) * nS : NULL, r.s0_trans);
+    else lc_state_in<HS>(KV, g.slots + ((slot0 + s - 1) * g.NH + h) * nS, 0);
+    const float *qh = r.q + (size_t)h * r.hq, *kh = r.k + (size_t)h * r.hk, *vh = r.v + (size_t)h * r.hv;
     for (int r0 = r_begin; r0 < r_end; r0 += LC_C) {
         const int m = min(LC_C, r_end - r0);
         __syncthreads(); /* the previous chunk is done with Q (staging), K, V; KV and pw are written */
-        if constexpr (!STATE_ONLY) lc_load_rows<HS>(Q, SM::LDQ, qh, r.ldq, t0, T, r0, m, r.rev);
-        lc_load_rows<HS>(K, SM::LDQ, kh, r.ldk, t0, T, r0, m, r.rev);
-        lc_load_rows<LC_E>(V, LC_LDE, vh, r.ldv, t0, T, r0, m, r.rev);
+        if constexpr (!STATE_ONLY) lc_load_rows<HS>(Q, qh, r.ldq, t0, T, r0, m, r.rev);
+        lc_load_rows<HS>(K, kh, r.ldk, t0, T, r0, m, r.rev);
+        lc_load_rows<HS>(V, vh, r.ldv, t0, T, r0, m, r.rev);
+        __pipeline_commit();
+        __pipeline_wait_prior(0);
+        __syncthreads();
+        lc_round_rows<HS, !STATE_ONLY>(Q, K, V);
         __syncthreads();
         if constexpr (!STATE_ONLY) {
             lc_scores<HS>(P, Q, K, warp);
             __syncthreads();
             lc_decay<HS>(P, Q, pw);
             __syncthreads();
-            FragC acc[2];
+            FragC acc[HS / 32];
             lc_output<HS>(acc, Q, P, V, KV, warp);
             __syncthreads(); /* everyone is done reading Q, P, V and KV */
-            wmma::store_matrix_sync(Q + warp * 16 * LC_LDE, acc[0], LC_LDE, wmma::mem_row_major);
-            wmma::store_matrix_sync(Q + warp * 16 * LC_LDE + 16, acc[1], LC_LDE, wmma::mem_row_major);
+#pragma unroll
+            for (int n = 0; n < HS / 32; n++)
+                lc_st(Q + (warp & 3) * 16 * SM::LD + ((warp >> 2) * (HS / 32) + n) * 16, acc[n], SM::LD);
         }
-        for (int i = threadIdx.x; i < LC_C * LC_E; i += LC_THREADS) { /* V rows *= lambda^(m-1-c) */
-            const int c = i / LC_E, e = i % LC_E;
-            V[c * LC_LDE + e] *= c < m ? pw[m - 1 - c] : 0.0f;
+        for (int i = threadIdx.x; i < LC_C * HS; i += LC_THREADS) { /* V rows *= lambda^(m-1-c) */
+            const int c = i / HS, e = i % HS;
+            V[c * SM::LD + e] = c < m ? wmma::__float_to_tf32(V[c * SM::LD + e] * pw[m - 1 - c]) : 0.0f;
         }
         __syncthreads();
-        if constexpr (!STATE_ONLY) lc_store_rows(r.out + (size_t)h * r.ho + e0, r.ldo, Q, t0, T, r0, m, r.rev, r.out_acc);
+        if constexpr (!STATE_ONLY)
+            lc_store_rows<HS>(r.out + (size_t)h * r.ho, r.ldo, Q, t0, T, r0, m, r.rev, r.out_acc);
         lc_state_update<HS>(KV, K, V, pw[m], m, warp);
     }
     __syncthreads();
-    if constexpr (STATE_ONLY) lc_state_out<HS>(g.slots + ((slot0 + s) * g.NH + h) * nS, KV, e0, 1.0f, 0);
+    if constexpr (STATE_ONLY) lc_state_out<HS>(g.slots + ((slot0 + s) * g.NH + h) * nS, KV, 1.0f, 0);
     else if (s == nseg - 1 && r.sfin)
-        lc_state_out<HS>(r.sfin + ((size_t)b * g.NH + h) * nS, KV, e0, r.sfin_lam ? pw[1] : 1.0f, r.sfin_acc);
+        lc_state_out<HS>(r.sfin + ((size_t)b * g.NH + h) * nS, KV, r.sfin_lam ? pw[1] : 1.0f, r.sfin_acc);
 }
-
 /* grid (B, NH, z): the slots of sequence b (local states of its segments but the last) become the
  * states at the start of segments 1..nseg-1, in place. */
 static __global__ void lc_scan_kernel(LcRun r, LcGrid g, int HS) {
@@ -331,10 +443,17 @@ static __global__ void lc_scan_kernel(LcRun r, LcGrid g, int HS) {
     for (size_t i = (size_t)blockIdx.z * blockDim.x + threadIdx.x; i < nS; i += (size_t)gridDim.z * blockDim.x) {
         const size_t d = i / HS, e = i % HS;
         float cur = S0 ? (r.s0_trans ? S0[e * HS + d] : S0[i]) : 0.0f;
-        for (int s = 0; s < nseg - 1; s++) {
-            float *p = g.slots + ((slot0 + s) * g.NH + h) * nS + i;
-            cur = lamL * cur + *p;
-            *p = cur;
+        for (int s0 = 0; s0 < nseg - 1; s0 += 8) { /* 8 slots' loads in flight at once */
+            float loc[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                loc[j] = s0 + j < nseg - 1 ? g.slots[((slot0 + s0 + j) * g.NH + h) * nS + i] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                if (s0 + j >= nseg - 1) break;
+                cur = lamL * cur + loc[j];
+                g.slots[((slot0 + s0 + j) * g.NH + h) * nS + i] = cur;
+            }
         }
     }
 }
@@ -348,8 +467,8 @@ template <int HS> static void lc_run_hs(CudaImpl *im, const LcRun &r, const LcGr
     const size_t s_state = lc_smem_bytes<HS, true>(), s_full = lc_smem_bytes<HS, false>();
     CHECK(s_full <= (size_t)im->smem_optin, "lightning (chunked): HS=%d needs %zu bytes of shared memory, the "
           "device allows %d", HS, s_full, im->smem_optin);
-    CHECK(items > 0 && (long long)items * (HS / LC_E) < (1LL << 31), "lightning (chunked): %d segments", items);
-    const dim3 grid((unsigned)items * (HS / LC_E), (unsigned)g.NH);
+    CHECK(items > 0, "lightning (chunked): %d segments", items);
+    const dim3 grid((unsigned)items, (unsigned)g.NH);
     if (items > g.B) { /* some sequence has several segments */
         CUDA_CHECK(cudaFuncSetAttribute(lc_chunk_kernel<HS, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)s_state));
