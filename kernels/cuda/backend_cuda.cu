@@ -1,7 +1,8 @@
 /* kernels/cuda/backend_cuda.cu: the CUDA backend's KernelOps table and kernels_cuda().
  *
  * FP32 throughout (cuBLAS SGEMM without TF32, FP32 kernels with float64 where the CPU reference
- * sums in float64), so it matches the CPU reference (kernels/cpu/) to about 1e-6 relative. The ops
+ * sums in float64), so it matches the CPU reference (kernels/cpu/) to about 1e-6 relative; except
+ * lightning forward/backward, chunked on TF32 tensor cores (~1e-3; lightning_chunk.cu). The ops
  * live in the other files of kernels/cuda/ (declared in cuda_ops.h); this file only wires them up.
  * kernels_cuda() returns NULL when no device is visible, so callers can fall back to the CPU.
  */
@@ -37,10 +38,10 @@ static const KernelOps cuda_ops = {
     .rope_forward = rope_forward_cuda,
     .rope_backward = rope_backward_cuda,
 
-    .lightning_forward = lightning_forward_cuda,
-    .lightning_backward = lightning_backward_cuda,
+    .lightning_forward = lightning_forward_chunk_cuda,   /* CISPO_CUDA_NAIVE_LIGHTNING=1: the naive ones */
+    .lightning_backward = lightning_backward_chunk_cuda,
     .lightning_decode = lightning_decode_cuda,
-    .lightning_ws_bytes = lightning_ws_bytes_cuda,
+    .lightning_ws_bytes = lightning_ws_bytes_chunk_cuda,
 
     /* flash_attn.cu; the naive softmax_attn.cu kernels with CISPO_CUDA_NAIVE_ATTN=1 */
     .attention_forward = flash_attention_forward_cuda,

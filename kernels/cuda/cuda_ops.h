@@ -39,6 +39,10 @@ void lightning_forward_cuda(KernelCtx *ctx, float *out, float *kv_out, const flo
 void lightning_backward_cuda(KernelCtx *ctx, float *dqkv, float *dkv_in, const float *dout, const float *qkv, const float *kv_in, const float *slopes, const SeqPack *pack, int NH, int HS, int block);
 void lightning_decode_cuda(KernelCtx *ctx, float *out, float *state, const float *qkv, const float *slopes, int B, int NH, int HS);
 size_t lightning_ws_bytes_cuda(int max_seq_len, int NH, int HS, int block);
+/* lightning_chunk.cu: the chunk-parallel tensor-core versions (the table's); they fall back to the naive ones above */
+void lightning_forward_chunk_cuda(KernelCtx *ctx, float *out, float *kv_out, const float *qkv, const float *kv_in, const float *slopes, const SeqPack *pack, int NH, int HS, int block);
+void lightning_backward_chunk_cuda(KernelCtx *ctx, float *dqkv, float *dkv_in, const float *dout, const float *qkv, const float *kv_in, const float *slopes, const SeqPack *pack, int NH, int HS, int block);
+size_t lightning_ws_bytes_chunk_cuda(int max_seq_len, int NH, int HS, int block);
 void attention_forward_cuda(KernelCtx *ctx, float *out, float *lse, const float *q, const float *k, const float *v, const SeqPack *pack, int NH, int KVH, int HS, float scale);
 void attention_backward_cuda(KernelCtx *ctx, float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v, const float *out, const float *lse, const SeqPack *pack, int NH, int KVH, int HS, float scale);
 void attention_decode_cuda(KernelCtx *ctx, float *out, const float *q, const float *kcache, const float *vcache, const int *len, int B, int Tmax, int NH, int KVH, int HS, float scale);

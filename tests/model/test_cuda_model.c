@@ -182,6 +182,8 @@ int main(void) {
         printf("test_cuda_model: skipped: no GPU (built without -DCISPO_CUDA=ON or no CUDA device)\n");
         return 0;
     }
+    /* FP32 tolerances: pin the exact naive lightning kernels (the TF32 chunked ones: test_cuda_lightning) */
+    setenv("CISPO_CUDA_NAIVE_LIGHTNING", "1", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimax),
         cmocka_unit_test(test_qwen2),
