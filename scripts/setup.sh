@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config git libopenblas-dev libyaml-dev libjansson-dev libhdf5-dev
-      libzstd-dev libxxhash-dev libopenmpi-dev openmpi-bin libcmocka-dev)
+      libzstd-dev libxxhash-dev libopenmpi-dev openmpi-bin libcmocka-dev
+      bubblewrap libseccomp-dev python3 clang)
 
 missing=()
 for p in "${PKGS[@]}"; do
