@@ -172,6 +172,7 @@ typedef struct {
     char sbuf[1024];
     size_t slen;
     int over_cap;
+    double t0, started_ms; /* launch time; when bwrap reported the program started (0: not yet) */
 } Pump;
 
 /* Read what fd has into buf (at most cap bytes kept; *over set past it). Closes fd on EOF/error. */
@@ -204,7 +205,11 @@ static SandboxStatus pump(Pump *p, const SandboxJob *job, double deadline) {
         if (rc <= 0) continue;
         if (pf[0].revents) drain(&p->out, p->obuf, &p->olen, p->cap, &p->over_cap);
         if (pf[1].revents) drain(&p->err, p->ebuf, &p->elen, p->cap, &p->over_cap);
-        if (pf[2].revents) drain(&p->status, p->sbuf, &p->slen, sizeof(p->sbuf) - 1, NULL);
+        if (pf[2].revents) {
+            drain(&p->status, p->sbuf, &p->slen, sizeof(p->sbuf) - 1, NULL);
+            p->sbuf[p->slen] = '\0';
+            if (p->started_ms == 0 && strstr(p->sbuf, "child-pid") != NULL) p->started_ms = now_ms() - p->t0;
+        }
         if (p->over_cap) return SBX_OUTPUT_LIMIT;
         if (pf[3].revents & (POLLERR | POLLHUP)) {
             close(p->in);
@@ -257,7 +262,7 @@ done:
 }
 
 /* The outcome once the run is over and cleaned up. */
-static void conclude(SandboxResult *r, SandboxStatus st, const Pump *p, int wstatus, int left) {
+static void conclude(SandboxResult *r, SandboxStatus st, const Pump *p, int wstatus, int left, int wall_ms) {
     const char *ec = strstr(p->sbuf, "\"exit-code\"");
     r->status = st;
     if (st == SBX_EXITED && ec != NULL && sscanf(ec, "\"exit-code\" : %d", &r->exit_code) != 1 &&
@@ -269,6 +274,13 @@ static void conclude(SandboxResult *r, SandboxStatus st, const Pump *p, int wsta
         snprintf(r->why, sizeof(r->why), "the sandbox did not start the program (launcher status %d): %.*s",
                  WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus), (int)(n > 200 ? 200 : n),
                  p->ebuf);
+    }
+    /* A timeout of a program that could not even start within a quarter of its time: the machine
+     * is overloaded (or bwrap hung), not the program's fault. */
+    if (st == SBX_TIMEOUT && (p->started_ms == 0 || p->started_ms > 0.25 * wall_ms)) {
+        r->status = SBX_INFRA;
+        snprintf(r->why, sizeof(r->why), "overloaded: the sandbox took %.0f ms of the %d ms limit to start the program",
+                 p->started_ms == 0 ? wall_ms : p->started_ms, wall_ms);
     }
     if (left != 0 && r->status != SBX_INFRA) {
         r->status = SBX_INFRA;
@@ -294,6 +306,8 @@ int sandbox_run(const SandboxConfig *c, const SandboxJob *job, SandboxResult *r)
         return err_set(ERR_NOMEM, "sandbox_run: no memory for %zu-byte output buffers", p.cap);
     }
     double t0 = now_ms();
+    int wall_ms = job->wall_ms > 0 ? job->wall_ms : c->wall_ms;
+    p.t0 = t0;
     SbxCgroup cg;
     SandboxStatus st = SBX_INFRA;
     pid_t pid = -1;
@@ -305,7 +319,7 @@ int sandbox_run(const SandboxConfig *c, const SandboxJob *job, SandboxResult *r)
     if (!(c->test_weaken & SBX_WEAKEN_NO_SECCOMP) && (L.fd_seccomp = sbx_seccomp_memfd(r->why, sizeof(r->why))) < 0)
         goto clean;
     if (start(&L, &p, job->stdin_len, &pid, r->why, sizeof(r->why)) != 0) goto clean;
-    st = pump(&p, job, t0 + (job->wall_ms > 0 ? job->wall_ms : c->wall_ms));
+    st = pump(&p, job, t0 + wall_ms);
 clean:
     left = sbx_cgroup_kill_all(&cg);
     if (pid > 0) waitpid(pid, &wstatus, 0);
@@ -314,10 +328,11 @@ clean:
 out:
     p.obuf[p.olen] = '\0';
     p.ebuf[p.elen] = '\0';
-    if (pid > 0) conclude(r, st, &p, wstatus, left);
+    if (pid > 0) conclude(r, st, &p, wstatus, left, wall_ms);
     else r->status = SBX_INFRA;
     r->out = p.obuf, r->out_len = p.olen, r->err = p.ebuf, r->err_len = p.elen;
     r->wall_ms = now_ms() - t0;
+    r->start_ms = p.started_ms;
     return 0;
 }
 

@@ -17,7 +17,8 @@
  * removes it: nothing outlives a run.
  *
  * An infrastructure failure (the sandbox could not be set up, a cgroup could not be made, the
- * launcher could not start) is reported as SBX_INFRA, never as the program's failure.
+ * launcher could not start, or a timeout of a program that took more than a quarter of its wall
+ * limit just to start: an overloaded machine) is reported as SBX_INFRA, never as the program's failure.
  * sandbox_self_check (sandbox_check.c) launches a probe and refuses (ERR_UNSUPPORTED) when the
  * child is weaker than configured (RELIABILITY.md S2).
  */
@@ -69,6 +70,7 @@ typedef struct {
     char *out, *err;      /* captured stdout / stderr (at most output_max_bytes each, NUL-terminated); owned */
     size_t out_len, err_len;
     double wall_ms;       /* from launch to the end of cleanup */
+    double start_ms;      /* from launch to bwrap reporting the program started (0: never) */
     char why[256];        /* SBX_INFRA: what failed */
 } SandboxResult;
 
