@@ -92,6 +92,7 @@ static int build_argv(Launch *L, const SandboxConfig *c, const SandboxJob *job) 
     snprintf(L->tmp_size, sizeof(L->tmp_size), "%ld", c->tmp_bytes);
     a[n++] = "--size", a[n++] = L->tmp_size, a[n++] = "--tmpfs", a[n++] = "/tmp";
     a[n++] = job->dir_writable ? "--bind" : "--ro-bind", a[n++] = job->dir, a[n++] = "/box";
+    a[n++] = "--remount-ro", a[n++] = "/"; /* bwrap's root is a tmpfs: no writes outside /tmp (and /dev/shm) */
     a[n++] = "--chdir", a[n++] = "/box";
     if (!(c->test_weaken & SBX_WEAKEN_NO_SECCOMP)) a[n++] = "--seccomp", a[n++] = "3";
     a[n++] = "--json-status-fd", a[n++] = "4";

@@ -12,7 +12,7 @@
  * bwrap adds --unshare-all (network, pid, ipc, uts, cgroup, user namespaces) --die-with-parent
  * --new-session --clearenv, a seccomp filter (libseccomp, passed with --seccomp), a read-only /usr
  * (with the /bin, /lib, /lib64 links), /proc, a minimal /dev, a small tmpfs /tmp, and the job's
- * folder at /box (read-only, or writable for a compile step). The caller's side enforces the
+ * folder at /box (read-only, or writable for a compile step); the root itself is remounted read-only. The caller's side enforces the
  * wall-clock limit and the output cap and, at the end, SIGKILLs everything left in the cgroup and
  * removes it: nothing outlives a run.
  *
