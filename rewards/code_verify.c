@@ -144,7 +144,7 @@ static void set_infra(CodeVerdict *out, const char *why) {
 
 /* Compile dir/solution.c into dir/solution. 1 compiled, 0 compile error (why set), -1 infra. */
 static int compile_c(CodeVerifier *v, const char *dir, CodeVerdict *out) {
-    static const char *const argv[] = {"/usr/bin/gcc", "-O2", "-std=gnu11", "-pipe", "-o", "/box/solution",
+    static const char *const argv[] = {"/usr/bin/gcc", "-B/usr/bin/", "-O2", "-std=gnu11", "-pipe", "-o", "/box/solution",
                                        "/box/solution.c", "-lm", NULL};
     if (chown(dir, (uid_t)v->compile.uid, (gid_t)v->compile.gid) != 0) {
         set_infra(out, "cannot hand the folder to the sandbox uid");
@@ -157,8 +157,11 @@ static int compile_c(CodeVerifier *v, const char *dir, CodeVerdict *out) {
     if (rc < 0) set_infra(out, "cannot take the folder back from the sandbox uid");
     else if (st == SBX_INFRA) rc = -1, set_infra(out, r.why);
     else if (st != SBX_EXITED || r.exit_code != 0) {
-        size_t n = strcspn(r.err, "\n");
-        snprintf(out->why, sizeof(out->why), "compile error: %.*s", (int)(n > 200 ? 200 : n), r.err);
+        const char *e = strstr(r.err, "error:"), *line = r.err;
+        for (const char *q = r.err; e != NULL && q < e; q++)
+            if (*q == '\n') line = q + 1; /* the line of gcc's first error */
+        size_t n = strcspn(line, "\n");
+        snprintf(out->why, sizeof(out->why), "compile error: %.*s", (int)(n > 200 ? 200 : n), line);
         rc = 0;
     }
     sandbox_result_free(&r);
