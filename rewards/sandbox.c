@@ -322,8 +322,11 @@ int sandbox_run(const SandboxConfig *c, const SandboxJob *job, SandboxResult *r)
     if (start(&L, &p, job->stdin_len, &pid, r->why, sizeof(r->why)) != 0) goto clean;
     st = pump(&p, job, t0 + wall_ms);
 clean:
+    /* A program that ended by itself: bwrap has closed its status pipe and is exiting; reap it
+     * first so the cgroup is usually empty by the time it is swept. */
+    int reaped = pid > 0 && st == SBX_EXITED && waitpid(pid, &wstatus, 0) == pid;
     left = sbx_cgroup_kill_all(&cg);
-    if (pid > 0) waitpid(pid, &wstatus, 0);
+    if (pid > 0 && !reaped) waitpid(pid, &wstatus, 0);
     if (sbx_cgroup_remove(&cg) != 0 && left == 0) left = -1;
     close_fd(&p.in), close_fd(&p.out), close_fd(&p.err), close_fd(&p.status), close_fd(&L.fd_seccomp);
 out:

@@ -127,12 +127,12 @@ static void sleep_ms(int ms) {
 
 int sbx_cgroup_kill_all(const SbxCgroup *cg) {
     int left = 0;
-    for (int tries = 0; tries < 400; tries++) { /* up to ~2 s */
+    for (int tries = 0; tries < 2000; tries++) { /* up to ~2 s */
         int a = cg->pids[0] ? kill_listed(cg->pids) : 0;
         int b = cg->mem[0] ? kill_listed(cg->mem) : 0;
         left = (a > 0 ? a : 0) + (b > 0 ? b : 0);
         if (left == 0) break;
-        sleep_ms(5);
+        sleep_ms(1);
     }
     return left;
 }
@@ -155,11 +155,11 @@ int sbx_cgroup_remove(const SbxCgroup *cg) {
     for (int i = 0; i < 2; i++) {
         if (dirs[i][0] == '\0') continue;
         int ok = 0;
-        for (int tries = 0; tries < 200 && !ok; tries++) { /* the last exits are reaped asynchronously */
+        for (int tries = 0; tries < 1000 && !ok; tries++) { /* the last exits are reaped asynchronously */
             ok = rmdir(dirs[i]) == 0 || errno == ENOENT;
             if (!ok) {
                 kill_listed(dirs[i]);
-                sleep_ms(5);
+                sleep_ms(1);
             }
         }
         if (!ok) rc = -1;
