@@ -312,7 +312,7 @@ int sandbox_run(const SandboxConfig *c, const SandboxJob *job, SandboxResult *r)
     SbxCgroup cg;
     SandboxStatus st = SBX_INFRA;
     pid_t pid = -1;
-    int wstatus = 0, left = 0;
+    int wstatus = 0, left = 0, reaped = 0;
     L.fd_seccomp = -1;
     if (sbx_cgroup_create(&cg, c->pids_max, c->mem_bytes, r->why, sizeof(r->why)) != 0) goto out;
     snprintf(L.procs[0], sizeof(L.procs[0]), "%s/cgroup.procs", cg.pids);
@@ -324,7 +324,7 @@ int sandbox_run(const SandboxConfig *c, const SandboxJob *job, SandboxResult *r)
 clean:
     /* A program that ended by itself: bwrap has closed its status pipe and is exiting; reap it
      * first so the cgroup is usually empty by the time it is swept. */
-    int reaped = pid > 0 && st == SBX_EXITED && waitpid(pid, &wstatus, 0) == pid;
+    reaped = pid > 0 && st == SBX_EXITED && waitpid(pid, &wstatus, 0) == pid;
     left = sbx_cgroup_kill_all(&cg);
     if (pid > 0 && !reaped) waitpid(pid, &wstatus, 0);
     if (sbx_cgroup_remove(&cg) != 0 && left == 0) left = -1;
