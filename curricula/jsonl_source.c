@@ -144,6 +144,10 @@ static int get_code_spec(json_t *obj, char **spec, char *why) {
         snprintf(why, JSONL_WHY_MAX, "\"test_program\" must be a string and \"language\" \"python\" or \"c\"");
         return 1;
     }
+    if (tp == NULL && json_array_size(tests) == 0) {
+        snprintf(why, JSONL_WHY_MAX, "a code task needs at least one test or a \"test_program\"");
+        return 1;
+    }
     json_t *o = json_object();
     if (o == NULL || (tests && json_object_set(o, "tests", tests)) || (tp && json_object_set(o, "test_program", tp)) ||
         (lang && json_object_set(o, "language", lang)) || (*spec = json_dumps(o, JSON_COMPACT)) == NULL) {
