@@ -220,6 +220,20 @@ static const EscapeProgram k_escape[] = {
      "    if (r == 0) _exit(0);\n"
      "    if (r > 0) printf(\"ESCAPED clone(CLONE_NEWUSER)\\n\"); else perror(\"blocked\");\n"
      "    return 0;\n}\n"},
+    {"tamper_expected", 'p',
+     "import os\n"
+     "for root in ('/box', '/tmp', '/', '/proc/1/cwd'):\n"
+     "    try:\n"
+     "        for dp, dn, fn in os.walk(root):\n"
+     "            if dp.startswith(('/proc', '/usr', '/sys', '/dev', '/tmp')) and root not in ('/tmp', '/proc/1/cwd'): dn[:] = []; continue\n"
+     "            for f in fn:\n"
+     "                p = os.path.join(dp, f)\n"
+     "                try: open(p, 'a').write('x'); print('ESCAPED writable', p) if not p.startswith('/tmp') else None\n"
+     "                except OSError: pass\n"
+     "    except OSError as e: print('blocked', e)\n"
+     "for p in ('/box/expected.txt', '/box/test.py', '/box/prog.py'):\n"
+     "    try: open(p, 'w').write('x'); print('ESCAPED replaced', p)\n"
+     "    except OSError as e: print('blocked', e)\n"},
 };
 
 #endif

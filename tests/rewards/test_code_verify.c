@@ -109,6 +109,36 @@ static void test_checker_program(void **state) {
     assert_int_equal(v.n_passed, 0);
 }
 
+/* Programs that try to change what they are judged by: the expected output never enters the
+ * sandbox, the folder with the checker is read-only, and killing the checker fails the test. */
+static void test_tamper(void **state) {
+    (void)state;
+    static const char tamper_io[] =
+        "import os\n"
+        "for d in ('/box', '/tmp', '/'):\n"
+        "    for name in ('expected', 'expected.txt', 'output', 'solution.py'):\n"
+        "        try: open(os.path.join(d, name), 'w').write('999')\n"
+        "        except OSError: pass\n"
+        "print(999)\n";
+    CodeVerdict v = verify(k_add_spec, tamper_io, NULL);
+    assert_int_equal(v.n_passed, 0);
+    static const char spec[] =
+        "{\"test_program\": \"import subprocess\\n"
+        "r = subprocess.run(['/usr/bin/python3', '/box/solution.py'], capture_output=True)\\n"
+        "raise SystemExit(0 if r.stdout.strip() == b'ok' else 1)\\n\"}";
+    static const char tamper_checker[] =
+        "import os, signal\n"
+        "for p in ('/box/test.py',):\n"
+        "    try: open(p, 'w').write('raise SystemExit(0)')\n"
+        "    except OSError: pass\n"
+        "os.kill(os.getppid(), signal.SIGKILL)\n"
+        "print('no')\n";
+    v = verify(spec, tamper_checker, NULL);
+    assert_int_equal(v.n_tests, 1);
+    assert_int_equal(v.n_passed, 0);
+    assert_int_equal(v.infra, 0);
+}
+
 static void test_compare_and_extract(void **state) {
     (void)state;
 #define EQ(a, b) code_output_equal(a, strlen(a), b, strlen(b))
@@ -235,7 +265,7 @@ int main(void) {
         cmocka_unit_test(test_compare_and_extract), cmocka_unit_test(test_python_and_c),
         cmocka_unit_test(test_checker_program),     cmocka_unit_test(test_bad_spec),
         cmocka_unit_test(test_infra_masked),        cmocka_unit_test(test_weakened_refused),
-        cmocka_unit_test(test_jsonl_reward),
+        cmocka_unit_test(test_jsonl_reward),        cmocka_unit_test(test_tamper),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
