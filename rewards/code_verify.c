@@ -153,7 +153,7 @@ static int compile_c(CodeVerifier *v, const char *dir, CodeVerdict *out) {
     SandboxJob job = {.dir = dir, .dir_writable = 1, .argv = argv};
     SandboxResult r;
     SandboxStatus st = run_one(v, &v->compile, &job, &r);
-    int rc = chown(dir, 0, 0) == 0 ? 1 : -1;
+    int rc = chown(dir, getuid(), getgid()) == 0 ? 1 : -1;
     if (rc < 0) set_infra(out, "cannot take the folder back from the sandbox uid");
     else if (st == SBX_INFRA) rc = -1, set_infra(out, r.why);
     else if (st != SBX_EXITED || r.exit_code != 0) {
