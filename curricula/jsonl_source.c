@@ -119,19 +119,48 @@ static int get_id(json_t *obj, char *buf, size_t cap, char *why) {
     return 0;
 }
 
-/* Validate one parsed line and append it as an entry. 0 ok, 1 malformed (why), or ERR_NOMEM. */
-static int add_entry(JsonlSource *s, json_t *obj, long line, char *why) {
-    const char *prompt, *solution;
-    size_t prompt_len, solution_len;
-    char answer[TASK_ANSWER_MAX], id[TASK_ANSWER_MAX];
-    if (!json_is_object(obj)) {
-        snprintf(why, JSONL_WHY_MAX, "expected a JSON object, got %s", json_type_name(obj));
+/* A code task's tests ("tests", "test_program", "language") as compact JSON into *spec (malloc'd;
+ * NULL when the line has none). 0 ok, 1 malformed (why), or ERR_NOMEM. */
+static int get_code_spec(json_t *obj, char **spec, char *why) {
+    json_t *tests = json_object_get(obj, "tests"), *tp = json_object_get(obj, "test_program");
+    json_t *lang = json_object_get(obj, "language");
+    *spec = NULL;
+    if (tests == NULL && tp == NULL) return 0;
+    if (tests != NULL && (!json_is_array(tests) || json_array_size(tests) > 256)) {
+        snprintf(why, JSONL_WHY_MAX, "\"tests\" must be an array of at most 256 {\"input\", \"output\"} objects");
         return 1;
     }
-    if (get_string(obj, "prompt", 1, TASK_PROMPT_MAX - 1, &prompt, &prompt_len, why)) return 1;
-    if (get_answer(obj, answer, sizeof(answer), why)) return 1;
-    if (get_string(obj, "solution", 0, TASK_SOLUTION_MAX - 1, &solution, &solution_len, why)) return 1;
-    if (get_id(obj, id, sizeof(id), why)) return 1;
+    for (size_t i = 0; tests != NULL && i < json_array_size(tests); i++) {
+        json_t *t = json_array_get(tests, i);
+        if (!json_is_object(t) || !json_is_string(json_object_get(t, "input")) ||
+            !json_is_string(json_object_get(t, "output"))) {
+            snprintf(why, JSONL_WHY_MAX, "tests[%zu] must be {\"input\": string, \"output\": string}", i);
+            return 1;
+        }
+    }
+    if ((tp != NULL && !json_is_string(tp)) ||
+        (lang != NULL && (!json_is_string(lang) || (strcmp(json_string_value(lang), "python") != 0 &&
+                                                    strcmp(json_string_value(lang), "c") != 0)))) {
+        snprintf(why, JSONL_WHY_MAX, "\"test_program\" must be a string and \"language\" \"python\" or \"c\"");
+        return 1;
+    }
+    if (tp == NULL && json_array_size(tests) == 0) {
+        snprintf(why, JSONL_WHY_MAX, "a code task needs at least one test or a \"test_program\"");
+        return 1;
+    }
+    json_t *o = json_object();
+    if (o == NULL || (tests && json_object_set(o, "tests", tests)) || (tp && json_object_set(o, "test_program", tp)) ||
+        (lang && json_object_set(o, "language", lang)) || (*spec = json_dumps(o, JSON_COMPACT)) == NULL) {
+        json_decref(o);
+        return ERR_NOMEM;
+    }
+    json_decref(o);
+    return 0;
+}
+
+/* The rest of entry s->entries[s->n]: a slot for it, its difficulty and line, and the code spec
+ * (NULL: not a code task). 0 ok, 1 malformed (why), or ERR_NOMEM. */
+static int add_fields(JsonlSource *s, json_t *obj, const char *spec, long line, char *why) {
     int difficulty = 1;
     json_t *dv = json_object_get(obj, "difficulty");
     if (dv != NULL) {
@@ -154,13 +183,40 @@ static int add_entry(JsonlSource *s, json_t *obj, long line, char *why) {
         s->entries_cap = cap;
     }
     JsonlEntry *e = &s->entries[s->n];
-    int rc = text_append(s, prompt, prompt_len, &e->prompt);
+    memset(e, 0, sizeof(*e));
+    e->difficulty = difficulty;
+    e->line = line;
+    e->is_code = spec != NULL;
+    return spec != NULL ? text_append(s, spec, strlen(spec), &e->code_spec) : 0;
+}
+
+/* Validate one parsed line and append it as an entry. 0 ok, 1 malformed (why), or ERR_NOMEM. */
+static int add_entry(JsonlSource *s, json_t *obj, long line, char *why) {
+    const char *prompt, *solution;
+    size_t prompt_len, solution_len;
+    char answer[TASK_ANSWER_MAX], id[TASK_ANSWER_MAX];
+    if (!json_is_object(obj)) {
+        snprintf(why, JSONL_WHY_MAX, "expected a JSON object, got %s", json_type_name(obj));
+        return 1;
+    }
+    if (get_string(obj, "prompt", 1, TASK_PROMPT_MAX - 1, &prompt, &prompt_len, why)) return 1;
+    char *spec = NULL;
+    int crc = get_code_spec(obj, &spec, why);
+    if (crc != 0) return crc == ERR_NOMEM ? err_set(ERR_NOMEM, "%s: out of memory for a code task", s->path) : 1;
+    int rc = 0;
+    answer[0] = '\0';
+    if ((spec == NULL || json_object_get(obj, "answer") != NULL) && get_answer(obj, answer, sizeof(answer), why)) rc = 1;
+    if (rc == 0 && get_string(obj, "solution", 0, TASK_SOLUTION_MAX - 1, &solution, &solution_len, why)) rc = 1;
+    if (rc == 0 && get_id(obj, id, sizeof(id), why)) rc = 1;
+    if (rc == 0) rc = add_fields(s, obj, spec, line, why);
+    free(spec);
+    if (rc != 0) return rc;
+    JsonlEntry *e = &s->entries[s->n];
+    rc = text_append(s, prompt, prompt_len, &e->prompt);
     if (rc == 0) rc = text_append(s, answer, strlen(answer), &e->answer);
     if (rc == 0) rc = text_append(s, solution ? solution : "", solution_len, &e->solution);
     if (rc == 0) rc = text_append(s, id, strlen(id), &e->id);
     if (rc != 0) return rc;
-    e->difficulty = difficulty;
-    e->line = line;
     s->n++;
     return 0;
 }
@@ -245,6 +301,10 @@ int jsonl_source_get(const JsonlSource *s, long index, Problem *p) {
     snprintf(p->answer, sizeof(p->answer), "%s", s->text + e->answer);
     snprintf(p->solution, sizeof(p->solution), "%s", s->text + e->solution);
     snprintf(p->data, sizeof(p->data), "%s", s->text + e->id);
+    if (e->is_code) {
+        snprintf(p->family, sizeof(p->family), "code");
+        p->code_spec = s->text + e->code_spec;
+    }
     return 0;
 }
 

@@ -14,6 +14,12 @@
  * Problems come back with family "jsonl" (scored by reward_math_equal against the answer),
  * id = their index among the loaded lines, and data = the line's "id" as text ("" if absent).
  * A numeric answer becomes its shortest exact decimal text (3 -> "3", 0.1 -> "0.1").
+ *
+ * Code tasks: a line with "tests" (an array of {"input": string, "output": string}) and/or
+ * "test_program" (a string), and optionally "language" ("python" or "c"), is a code task; its
+ * "answer" is optional. It comes back with family "code" and code_spec pointing at
+ * {"language", "tests", "test_program"} as JSON text owned by the source (rewards/code_verify.h
+ * scores it in the sandbox).
  */
 #ifndef CISPO_CURRICULA_JSONL_SOURCE_H
 #define CISPO_CURRICULA_JSONL_SOURCE_H
@@ -26,6 +32,8 @@
 
 typedef struct {
     size_t prompt, answer, solution, id; /* offsets into JsonlSource.text (NUL-terminated strings) */
+    size_t code_spec;                    /* code tasks: offset of the tests' JSON text */
+    int is_code;
     int difficulty;
     long line;                           /* 1-based line number in the file */
 } JsonlEntry;

@@ -23,6 +23,8 @@ typedef struct {
     char answer[TASK_ANSWER_MAX];     /* canonical answer */
     char solution[TASK_SOLUTION_MAX]; /* "<think>steps</think><answer>answer</answer>" */
     char data[TASK_ANSWER_MAX];       /* family-private data the verifier needs (e.g. countdown numbers) */
+    const char *code_spec;            /* family "code": the tests as JSON (rewards/code_verify.h), borrowed
+                                       * from the source that made the problem; NULL otherwise */
 } Problem;
 
 typedef struct {

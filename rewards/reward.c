@@ -11,11 +11,17 @@
  * that does not fit the caller's buffer is a format failure too (it could not be verified whole).
  *
  * reward_score: format_ok from the extraction; correct = format_ok && verify(answer), with
- * task_family_find(p->family)->verify, or reward_math_equal against p->answer for "jsonl".
+ * task_family_find(p->family)->verify, or reward_math_equal against p->answer for "jsonl"; "code"
+ * goes to the sandboxed code verifier (code_verify.h), whose infrastructure failures come back
+ * masked instead of scored.
  */
 #include <string.h>
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "core/error.h"
+#include "rewards/code_verify.h"
 #include "rewards/reward.h"
 
 static const char *const k_tags[] = {"<think>", "</think>", "<answer>", "</answer>"};
@@ -96,9 +102,39 @@ broken:
     return 0;
 }
 
+/* Family "code": the program inside the answer tags runs against p->code_spec in the sandbox. */
+static int score_code(const RewardConfig *rc, const Problem *p, const char *response, RewardResult *out) {
+    if (rc->code == NULL || p->code_spec == NULL)
+        return err_set(ERR_UNSUPPORTED, "reward: code task %llu but no sandboxed code verifier is set up\n"
+                                        "HINT: code rewards need the sandbox (rewards/code_verify.h)",
+                       (unsigned long long)p->id);
+    size_t cap = strlen(response) + 1;
+    char *body = malloc(cap), lang[16];
+    if (body == NULL) return err_set(ERR_NOMEM, "reward: out of memory for a %zu-byte response", cap);
+    out->format_ok = reward_extract_answer(response, body, (int)(cap < 0x7fffffff ? cap : 0x7fffffff));
+    const char *prog;
+    size_t len;
+    code_extract_program(body, &prog, &len, lang, sizeof(lang));
+    snprintf(out->answer, sizeof(out->answer), "%.*s", (int)len, prog);
+    CodeVerdict v = {0};
+    int err = 0;
+    if (out->format_ok) {
+        body[(size_t)(prog - body) + len] = '\0'; /* prog points into body */
+        err = code_verify(rc->code, p->code_spec, prog, lang, &v);
+    }
+    free(body);
+    if (err != 0) return err;
+    out->masked = v.infra;
+    out->correct = out->format_ok && !v.infra && v.score >= 1.0f;
+    out->reward = v.infra ? 0.0f : rc->wrong_reward + v.score * (rc->correct_reward - rc->wrong_reward);
+    if (!out->format_ok) out->reward += rc->format_penalty;
+    return 0;
+}
+
 int reward_score(const RewardConfig *rc, const Problem *p, const char *response, RewardResult *out) {
     CHECK(rc != NULL && p != NULL && response != NULL && out != NULL, "bad arguments");
     memset(out, 0, sizeof(*out));
+    if (strcmp(p->family, "code") == 0) return score_code(rc, p, response, out);
     int is_jsonl = strcmp(p->family, "jsonl") == 0;
     const TaskFamily *f = is_jsonl ? NULL : task_family_find(p->family);
     if (!is_jsonl && f == NULL)

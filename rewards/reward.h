@@ -9,16 +9,22 @@
 
 #include "curricula/task.h"
 
+struct CodeVerifier_;
+
 typedef struct {
     float correct_reward;  /* reward for a correct answer (default 1) */
     float wrong_reward;    /* reward for a wrong answer (default 0) */
     float format_penalty;  /* added when the format is broken (default -0.5... configurable) */
+    struct CodeVerifier_ *code; /* family "code": the sandboxed verifier (rewards/code_verify.h); NULL: none */
 } RewardConfig;
 
 typedef struct {
     int format_ok;
     int correct;
-    float reward;          /* correct ? correct_reward : wrong_reward, + format_penalty if !format_ok */
+    float reward;          /* correct ? correct_reward : wrong_reward, + format_penalty if !format_ok;
+                            * code tasks: wrong + score * (correct - wrong), score = tests passed (fraction or 0/1) */
+    int masked;            /* 1: the verifier could not score (code sandbox infrastructure failure):
+                            * the caller must drop the sample from the loss and count it; reward is 0 */
     char answer[TASK_ANSWER_MAX]; /* the extracted answer text ("" if none) */
 } RewardResult;
 
@@ -26,7 +32,9 @@ typedef struct {
  * trimmed), 0 otherwise (answer gets whatever could be salvaged, possibly ""). */
 int reward_extract_answer(const char *response, char *answer, int cap);
 /* Score `response` for problem p with the verifier of p->family (or the math verifier for
- * "jsonl"). Returns 0, or ERR_NOTFOUND for an unknown family (message set). */
+ * "jsonl", the sandboxed code verifier rc->code for "code"). Returns 0, ERR_NOTFOUND for an unknown
+ * family, ERR_UNSUPPORTED for a code task without a ready verifier, ERR_FORMAT for a code task
+ * with bad tests (message set). */
 int reward_score(const RewardConfig *rc, const Problem *p, const char *response, RewardResult *out);
 
 /* The math-answer verifier: 1 if `given` equals `expected` after normalisation (integers with

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config git libopenblas-dev libyaml-dev libjansson-dev libhdf5-dev
       libzstd-dev libxxhash-dev libopenmpi-dev openmpi-bin libcmocka-dev libpcre2-dev libutf8proc-dev
-      python3-matplotlib)
+      python3-matplotlib bubblewrap libseccomp-dev python3 clang libclang-rt-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -15,7 +15,8 @@ void score_response(const Run *r, const Problem *p, const int *tok, int n, Rewar
     int m = 0;
     while (m < n && tok[m] != r->tok.eos) m++;
     r->tok.decode(&r->tok, tok, m, text, sizeof text);
-    RewardConfig rcfg = {(float)r->rc.reward_correct, (float)r->rc.reward_wrong, (float)r->rc.reward_format};
+    RewardConfig rcfg = {.correct_reward = (float)r->rc.reward_correct, .wrong_reward = (float)r->rc.reward_wrong,
+                         .format_penalty = (float)r->rc.reward_format};
     int err = reward_score(&rcfg, p, text, out);
     CHECK(err == 0, "scoring problem of family %s: %s", p->family, err_msg());
 }
