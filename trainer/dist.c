@@ -44,6 +44,7 @@ static int layout(Dist *d, const RunConfig *rc) {
 static int open_files(Dist *d, const RunConfig *rc) {
     char dir[700], path[800];
     snprintf(dir, sizeof dir, "%s/dist", rc->dir);
+    snprintf(d->dir, sizeof d->dir, "%s", dir);
     int err = fs_mkdir_p(dir);
     if (err) return err;
     snprintf(path, sizeof path, "%s/rank_%04d.pid", dir, d->rank);
@@ -320,6 +321,11 @@ int dist_after_update(Dist *d, Model *m, long step, int rl_steps) {
 
 void dist_test_hooks(Dist *d, long step) {
     if (!d || d->hang_rank != d->rank || d->hang_step != step) return;
+    char marker[800];
+    snprintf(marker, sizeof marker, "%s/test_hang_%d_%ld", d->dir, d->rank, step);
+    if (fs_exists(marker)) return;
+    FILE *f = fopen(marker, "w");
+    if (f) fclose(f);
     fprintf(stderr, "[cispo rank %d] test hook CISPO_TEST_HANG: hanging at step %ld\n", d->rank, step);
     for (;;) pause();
 }

@@ -51,6 +51,7 @@ typedef struct Dist {
     size_t n_params;
     FILE *log;
     int hang_rank, hang_step; /* test hook CISPO_TEST_HANG=RANK:STEP */
+    char dir[700];            /* RUN_DIR/dist */
 } Dist;
 
 /* Bytes of one field of the batch that moves from rollout to learner ranks. */
@@ -91,7 +92,8 @@ int dist_reduce_stats(Dist *d, double *sum, int n_sum, double *mx, int n_max);
 /* After the update of `step`: learners compare replica hashes; rank 0 sends version step + 1 to
  * the rollout ranks when a later step needs it. */
 int dist_after_update(Dist *d, Model *m, long step, int rl_steps);
-/* Test hook: hang here (no progress) when CISPO_TEST_HANG names this rank and step. */
+/* Test hook: hang here (no progress) when CISPO_TEST_HANG=RANK:STEP names this rank and step, once
+ * per run directory (a marker file RUN_DIR/dist/test_hang_RANK_STEP), so a restarted job goes on. */
 void dist_test_hooks(Dist *d, long step);
 
 /* Checkpoints: agree on an error code (max over ranks, all ranks get it). */
