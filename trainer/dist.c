@@ -69,6 +69,16 @@ int dist_init(Dist **out, const RunConfig *rc, int *argc, char ***argv) {
     error_set_rank(rank);
     Dist *d = xcalloc(1, sizeof(Dist));
     d->world = world, d->rank = rank;
+#ifdef CISPO_HAVE_CUDA
+    if (!strcmp(rc->backend, "cuda")) { /* one GPU per rank of a node, before the backend starts */
+        const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+        if (!lr) lr = getenv("SLURM_LOCALID");
+        if ((err = comm_nccl_select_device(lr ? atoi(lr) : rank))) {
+            *out = d;
+            return err;
+        }
+    }
+#endif
     d->staleness = rc->dist_max_staleness;
     if ((err = layout(d, rc)) || (err = comm_world(&d->wc)) || (err = open_files(d, rc))) {
         *out = d;
