@@ -18,6 +18,9 @@
 #define REDUCE_CHUNK ((size_t)1 << 20)
 
 static int g_started; /* comm_init called MPI_Init_thread */
+static unsigned long long g_sent; /* comm_bytes_sent */
+
+unsigned long long comm_bytes_sent(void) { return g_sent; }
 
 static int mpi_fail(int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -83,6 +86,7 @@ static const CommOps kSelfOps = {"self", self_allreduce, self_bcast, self_send, 
 static int mpi_bcast(Comm *c, void *buf, size_t bytes, int root) {
     for (size_t o = 0; o < bytes; o += COMM_CHUNK_BYTES) {
         size_t n = bytes - o < COMM_CHUNK_BYTES ? bytes - o : COMM_CHUNK_BYTES;
+        if (c->rank == root) g_sent += n * (size_t)(c->size - 1);
         int rc = MPI_Bcast((char *)buf + o, (int)n, MPI_BYTE, root, mcomm(c));
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Bcast");
     }
@@ -92,6 +96,7 @@ static int mpi_bcast(Comm *c, void *buf, size_t bytes, int root) {
 static int mpi_send(Comm *c, const void *buf, size_t bytes, int dst, int tag) {
     for (size_t o = 0; o < bytes; o += COMM_CHUNK_BYTES) {
         size_t n = bytes - o < COMM_CHUNK_BYTES ? bytes - o : COMM_CHUNK_BYTES;
+        g_sent += n;
         int rc = MPI_Send((const char *)buf + o, (int)n, MPI_BYTE, dst, tag, mcomm(c));
         if (rc != MPI_SUCCESS) return mpi_fail(rc, "MPI_Send");
     }
@@ -203,6 +208,7 @@ int comm_allgatherv_inplace(Comm *c, void *buf, const size_t *count, const size_
         cnt[r] = (int)count[r], dsp[r] = (int)displ[r];
     }
     if (!err) {
+        g_sent += count[c->rank] * (size_t)(c->size - 1);
         int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, cnt, dsp, MPI_BYTE, mcomm(c));
         if (rc != MPI_SUCCESS) err = mpi_fail(rc, "MPI_Allgatherv");
     }
@@ -221,6 +227,7 @@ int comm_isend(Comm *c, const void *buf, size_t bytes, int dst, int tag, CommReq
     if (c->ops != &kMpiOps) return err_set(ERR_UNSUPPORTED, "comm: isend needs an MPI group");
     if (bytes > (size_t)INT32_MAX) return err_set(ERR_RANGE, "comm: isend of %zu bytes (over 2 GiB)", bytes);
     MPI_Request *rq = xmalloc(sizeof(MPI_Request));
+    g_sent += bytes;
     int rc = MPI_Isend(buf, (int)bytes, MPI_BYTE, dst, tag, mcomm(c), rq);
     if (rc != MPI_SUCCESS) {
         free(rq);

@@ -70,5 +70,8 @@ int comm_allgatherv_inplace(Comm *c, void *buf, const size_t *count, const size_
 int comm_allreduce_max_f64(Comm *c, double *buf, int n);
 int comm_isend(Comm *c, const void *buf, size_t bytes, int dst, int tag, CommReq *req);
 int comm_wait(CommReq *req); /* no-op on an empty request */
+/* Bytes this process has handed to MPI to send so far (point-to-point, broadcast roots, its share of
+ * all-gathers and all-reduces): for the bytes-per-step figures. */
+unsigned long long comm_bytes_sent(void);
 
 #endif

@@ -147,8 +147,9 @@ uint64_t dist_param_hash(const Model *m, float *stage) {
 }
 
 static void log_sync(Dist *d, const char *event, long step, long version, uint64_t hash) {
-    fprintf(d->log, "{\"event\":\"%s\",\"rank\":%d,\"step\":%ld,\"version\":%ld,\"xxh3\":\"%016" PRIx64 "\"}\n", event,
-            d->rank, step, version, hash);
+    fprintf(d->log,
+            "{\"event\":\"%s\",\"rank\":%d,\"step\":%ld,\"version\":%ld,\"xxh3\":\"%016" PRIx64 "\",\"sent_bytes\":%llu}\n",
+            event, d->rank, step, version, hash, comm_bytes_sent());
     fflush(d->log);
 }
 

@@ -21,8 +21,8 @@
  *      rank order (core/comm.h), and every learner applies the same AdamW step, so the learners
  *      stay bit-identical replicas (checked each step by comparing hashes);
  *   5. rank 0 sends the new weights (version step + 1) to every rollout rank.
- * Every rank records its weight hashes in RUN_DIR/dist/rank_NNNN.jsonl and its pid in
- * RUN_DIR/dist/rank_NNNN.pid. A single process (no mpirun) has Run.dist == NULL and none of this runs.
+ * Every rank records its weight hashes (and the bytes it has sent) in RUN_DIR/dist/rank_NNNN.jsonl
+ * and its pid in RUN_DIR/dist/rank_NNNN.pid. A single process (no mpirun) has Run.dist == NULL and none of this runs.
  */
 #ifndef CISPO_TRAINER_DIST_H
 #define CISPO_TRAINER_DIST_H
