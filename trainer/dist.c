@@ -272,6 +272,19 @@ int dist_allreduce_grads(Dist *d, Model *m) {
     return err;
 }
 
+int dist_share_rows(Dist *d, void *rows, int n, size_t row_bytes) {
+    if (!d || d->n_learn == 1) return 0;
+    size_t *cnt = xmalloc((size_t)d->n_learn * sizeof(size_t)), *dsp = xmalloc((size_t)d->n_learn * sizeof(size_t));
+    for (int k = 0; k < d->n_learn; k++) {
+        long lo = (long)n * k / d->n_learn, hi = (long)n * (k + 1) / d->n_learn;
+        dsp[k] = (size_t)lo * row_bytes, cnt[k] = (size_t)(hi - lo) * row_bytes;
+    }
+    int err = comm_allgatherv_inplace(&d->learn, rows, cnt, dsp);
+    free(cnt), free(dsp);
+    watchdog_beat();
+    return err;
+}
+
 int dist_reduce_stats(Dist *d, double *sum, int n_sum, double *mx, int n_max) {
     if (!d || d->n_learn == 1) return 0;
     /* sums in rank order: gather every learner's values at learner 0, add, broadcast */

@@ -87,6 +87,9 @@ int dist_batch_xfer(Dist *d, long step, int part, const DistField *f, int nf);
 /* Learners: sum the gradients over the learners in rank order; scale the MoE aux coefficient by
  * 1 / n_learners before the backward so the sum matches one learner's. */
 int dist_allreduce_grads(Dist *d, Model *m);
+/* Learners: rows [lo, hi) of dist_shard(n) are this learner's; afterwards every learner holds all n
+ * rows of row_bytes each. */
+int dist_share_rows(Dist *d, void *rows, int n, size_t row_bytes);
 /* Learners: sums (rank order) of n_sum values and maxima of n_max values. */
 int dist_reduce_stats(Dist *d, double *sum, int n_sum, double *mx, int n_max);
 /* After the update of `step`: learners compare replica hashes; rank 0 sends version step + 1 to

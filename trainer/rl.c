@@ -307,14 +307,21 @@ typedef struct {
 
 /* Old (and reference) log-probs for all kept responses, in chunks of mb_seqs; the mismatch
  * between the rollout's token probabilities and the learner's. */
-static void old_logps(Run *r, Model *ref, RlBatch *b, Work *w, LearnStats *ls) {
+static int old_logps(Run *r, Model *ref, RlBatch *b, Work *w, LearnStats *ls) {
     const int R = b->n_groups * b->G;
+    int lo, hi, err = 0; /* several learners: each scores its share, then all share the rows */
+    dist_shard(r->dist, R, &lo, &hi);
     for (int i = 0; i < R; i++) w->ids[i] = i;
-    for (int s = 0; s < R; s += r->mb_seqs) {
-        int n = R - s < r->mb_seqs ? R - s : r->mb_seqs;
+    for (int s = lo; s < hi; s += r->mb_seqs) {
+        int n = hi - s < r->mb_seqs ? hi - s : r->mb_seqs;
         score_tokens(&r->m, b, w->ids + s, n, w->tokens, w->targets, w->start, w->logp, b->old_logp);
         if (ref) score_tokens(ref, b, w->ids + s, n, w->tokens, w->targets, w->start, w->logp, b->ref_logp);
         ls->learner_tokens += w->start[n];
+    }
+    if (dist_n_learners(r->dist) > 1) {
+        err = dist_share_rows(r->dist, b->old_logp, R, (size_t)b->max_new * sizeof(float));
+        if (!err && ref) err = dist_share_rows(r->dist, b->ref_logp, R, (size_t)b->max_new * sizeof(float));
+        if (err) return err;
     }
     long T = 0;
     double mmax = 0;
@@ -330,6 +337,7 @@ static void old_logps(Run *r, Model *ref, RlBatch *b, Work *w, LearnStats *ls) {
     ls->mismatch_corr = T > 1 ? pearson(w->mx, w->my, T) : 1.0;
     ls->mismatch_max = mmax;
     if (!strcmp(r->rc.old_logp, "rollout")) memcpy(b->old_logp, b->beh_logp, (size_t)R * b->max_new * sizeof(float));
+    return 0;
 }
 
 /* This learner's part of a mini-batch: loss and dL/dlogp with the mini-batch's normalisers,
@@ -544,7 +552,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         const int Rk = b.n_groups * G;
         if (Rk > 0) {
             advantages_compute(&ac, b.reward, b.n_groups, G, b.adv);
-            old_logps(r, refp, &b, &w, &ls);
+            if ((err = old_logps(r, refp, &b, &w, &ls))) break;
             if (lead && c->dump_every > 0 && (step + 1) % c->dump_every == 0 && (err = dump_step(r, &b, &w, step + 1)))
                 break;
             for (int i = 0; i < Rk; i++) w.ids[i] = i; /* seeded shuffle into mini-batches */

@@ -1,5 +1,5 @@
 /* tests/core/test_comm.c: core/comm under mpirun with 1, 2 and 4 ranks, and as a plain process.
- * labels: mpi unit
+ * labels: mpi
  * mpi_np: 0 1 2 4
  *
  * - the all-reduce adds in rank order: every rank recomputes ((b0 + b1) + b2) + ... from the known
