@@ -61,7 +61,8 @@ int dist_init(Dist **out, const RunConfig *rc, int *argc, char ***argv) {
     *out = NULL;
     int world = 1, rank = 0, err = comm_init(argc, argv, &world, &rank);
     if (err) return err;
-    if (world == 1) {
+    if (world == 1) { /* mpirun -np 1: a single process like any other */
+        comm_finalize();
         if (!rc->dist_colocated && (rc->dist_learner_ranks > 0 || rc->dist_rollout_ranks > 0))
             log_warn("dist.colocated is false but this is a single process: it generates and learns");
         return 0;

@@ -4,6 +4,7 @@
  *
  * - 1 learner + 1 rollout rank (np 2) gives byte-identical metrics and final weights to a single
  *   process, and the rollout rank received exactly the learner's weights after every update;
+ *   `mpirun -np 1` is a single process too;
  * - 2 learners (np 3, one rollout rank) and 2 colocated ranks give the same first update as one
  *   learner on the same global batch, within float tolerance;
  * - np 4 (2 learners + 2 rollout ranks) twice: bit for bit the same metrics and weights;
@@ -72,6 +73,9 @@ static void test_one_learner_one_rollout_rank_matches_single_process(void **stat
     path(a, sizeof a, "single", "metrics.jsonl"), path(b, sizeof b, "d11", "metrics.jsonl");
     assert_true(files_equal(a, b));
     path(a, sizeof a, "single", "final_model/model.safetensors"), path(b, sizeof b, "d11", "final_model/model.safetensors");
+    assert_true(files_equal(a, b));
+    assert_int_equal(train("mp1", 1, "rl.steps=3"), 0); /* mpirun -np 1: a plain single process */
+    path(a, sizeof a, "single", "metrics.jsonl"), path(b, sizeof b, "mp1", "metrics.jsonl");
     assert_true(files_equal(a, b));
     snprintf(a, sizeof a, "%s/d11", tmp);
     assert_int_equal(sync_hashes_match(a, 1), 2); /* versions 1 and 2 (step 3's update has no later rollout) */
