@@ -10,6 +10,7 @@
  * - np 4 (2 learners + 2 rollout ranks) twice: bit for bit the same metrics and weights;
  * - per-rank checkpoint files: stopped after 2 steps and resumed to 3 at np 2, the run matches the
  *   uninterrupted one byte for byte; resuming at another world size is refused, naming both sizes;
+ * - dist.max_staleness 1 (1 learner, 2 rollout ranks): each step generated with the weights one update old;
  * - a learner/rollout split that does not add up to the world is a clear error.
  */
 #include <setjmp.h>
@@ -159,6 +160,33 @@ static void test_per_rank_checkpoints_resume_bit_exact(void **state) {
     assert_true(file_contains(log, "with 3 ranks: 2 ranks wrote it"));
 }
 
+/* dist.max_staleness 1: the rollout ranks generate step t with weights version max(0, t - 1) (the
+ * learner checks the version of every batch) and receive each version with the learner's hash. */
+static void test_staleness_one(void **state) {
+    assert_int_equal(train("stale", 3, "rl.steps=4 rl.old_logp=rollout dist.colocated=false dist.learner_ranks=1 "
+                                       "dist.rollout_ranks=2 dist.max_staleness=1"),
+                     0);
+    char run[600], log[800];
+    snprintf(run, sizeof run, "%s/stale", tmp);
+    for (int rank = 1; rank <= 2; rank++) {
+        assert_int_equal(sync_hashes_match(run, rank), 2); /* versions 1 and 2, for steps 2 and 3 (0-based) */
+        snprintf(log, sizeof log, "%s/dist/rank_%04d.jsonl", run, rank);
+        assert_true(file_contains(log, "\"event\":\"recv\",\"rank\":") );
+        char want[64];
+        snprintf(want, sizeof want, "\"rank\":%d,\"step\":2,\"version\":1,", rank);
+        assert_true(file_contains(log, want));
+        snprintf(want, sizeof want, "\"rank\":%d,\"step\":3,\"version\":2,", rank);
+        assert_true(file_contains(log, want));
+    }
+    /* staleness without the behaviour log-probs is refused */
+    char cmd[4096];
+    snprintf(log, sizeof log, "%s/stale_bad.log", tmp);
+    snprintf(cmd, sizeof cmd, "%s train %s run.dir=%s/stale_bad dist.colocated=false dist.max_staleness=1", g_bin, common,
+             tmp);
+    assert_int_not_equal(sh_run(cmd, log), 0);
+    assert_true(file_contains(log, "dist.max_staleness (1) > 0 needs rl.old_logp: rollout"));
+}
+
 static void test_bad_split_is_a_clear_error(void **state) {
     char cmd[4096], log[600];
     snprintf(log, sizeof log, "%s/bad.log", tmp);
@@ -174,6 +202,7 @@ int main(void) {
         cmocka_unit_test(test_two_learners_same_update_as_one),
         cmocka_unit_test(test_np4_runs_agree_bit_for_bit),
         cmocka_unit_test(test_per_rank_checkpoints_resume_bit_exact),
+        cmocka_unit_test(test_staleness_one),
         cmocka_unit_test(test_bad_split_is_a_clear_error),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
