@@ -53,7 +53,7 @@ void generator_free(Generator *g) {
 }
 
 /* Sample one token for every unfinished sequence from g->logits; returns how many are still active. */
-static int sample_step(Generator *g, int B, const GenParams *p, uint64_t stream_id, int *next) {
+static int sample_step(Generator *g, int B, const GenParams *p, uint64_t stream_id, int seq_base, int *next) {
     const int V = g->m->cfg.vocab_size;
     int active = 0;
     for (int b = 0; b < B; b++) {
@@ -61,7 +61,7 @@ static int sample_step(Generator *g, int B, const GenParams *p, uint64_t stream_
         int pos = g->n_gen[b];
         float lp, pr;
         int tok = sampler_draw(&g->smp, g->logits + (size_t)b * V, p->temperature, p->top_p, p->seed,
-                               rng_stream(stream_id, (uint64_t)b, 0, 0), (uint64_t)pos, &lp, &pr);
+                               rng_stream(stream_id, (uint64_t)(seq_base + b), 0, 0), (uint64_t)pos, &lp, &pr);
         g->tokens[(size_t)b * g->max_new + pos] = tok;
         g->logprobs[(size_t)b * g->max_new + pos] = lp;
         g->probs_raw[(size_t)b * g->max_new + pos] = pr;
@@ -82,6 +82,11 @@ static int sample_step(Generator *g, int B, const GenParams *p, uint64_t stream_
 }
 
 long rollout_generate(Generator *g, const int *prompts, const SeqPack *pack, const GenParams *p, uint64_t stream_id) {
+    return rollout_generate_at(g, prompts, pack, p, stream_id, 0);
+}
+
+long rollout_generate_at(Generator *g, const int *prompts, const SeqPack *pack, const GenParams *p, uint64_t stream_id,
+                         int seq_base) {
     const int B = pack->n_seq;
     CHECK(B >= 1 && B <= g->max_batch, "generate: %d prompts, generator holds %d", B, g->max_batch);
     CHECK(p->max_new_tokens >= 1 && p->max_new_tokens <= g->max_new, "generate: budget %d, generator holds %d",
@@ -101,7 +106,7 @@ long rollout_generate(Generator *g, const int *prompts, const SeqPack *pack, con
     model_prefill(g->m, &g->ds, prompts, pack, g->logits);
     long total = 0;
     for (;;) {
-        int active = sample_step(g, B, p, stream_id, next);
+        int active = sample_step(g, B, p, stream_id, seq_base, next);
         if (active == 0) break;
         for (int b = 0; b < B; b++)
             if (g->stop[b] != STOP_NONE) next[b] = g->tokens[(size_t)b * g->max_new + g->n_gen[b] - 1];

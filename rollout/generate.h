@@ -48,6 +48,10 @@ void generator_free(Generator *g); /* idempotent */
  * stream rng_stream(stream_id, b, 0, 0) at counter = its output position. Returns the number of
  * tokens generated in total. */
 long rollout_generate(Generator *g, const int *prompts, const SeqPack *pack, const GenParams *p, uint64_t stream_id);
+/* The same for a slice of a larger batch: sequence b draws as sequence seq_base + b (a rank's share
+ * of a generation round, trainer/dist.h). */
+long rollout_generate_at(Generator *g, const int *prompts, const SeqPack *pack, const GenParams *p, uint64_t stream_id,
+                         int seq_base);
 const char *stop_reason_name(StopReason r); /* "none", "eos", "budget", "repetition" */
 
 #endif

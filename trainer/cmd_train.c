@@ -5,6 +5,8 @@
  *                 Checkpoints every ckpt.every steps; by default (auto) a run directory that holds
  *                 checkpoints is resumed from its newest valid one, bit for bit.
  *   eval  CONFIG --model PATH: held-out pass@1 / pass@k, lengths and stop reasons of a saved model.
+ * `mpirun -np N cispo train CONFIG` runs the ranks of trainer/dist.h: every rank runs the same
+ * command; rank 0 alone evaluates, prints and writes the run directory's shared files.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -13,13 +15,21 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "trainer/commands.h"
+#include "trainer/dist.h"
 #include "trainer/eval.h"
 #include "trainer/rl.h"
 #include "trainer/sft.h"
 #include "trainer/train_ckpt.h"
 #include "checkpoints/ckpt.h"
 
+static Dist *g_dist; /* the ranks of `cispo train` under mpirun (NULL otherwise) */
+
 static int fail(const char *cmd, Run *r) {
+    if (g_dist) { /* end every rank now rather than leave them waiting on this one */
+        fprintf(stderr, "cispo %s: rank %d of %d: %s\n", cmd, g_dist->rank, g_dist->world, err_msg());
+        fflush(stderr);
+        comm_abort(1);
+    }
     fprintf(stderr, "cispo %s: %s\n", cmd, err_msg());
     if (r) run_close(r);
     return 1;
@@ -95,6 +105,7 @@ static int resume_from(Run *r, const char *what, TrainState *ts, char *dir, size
     if ((err = train_ckpt_read_state(dir, ts, &yaml))) return err;
     err = train_ckpt_check_config(&r->rc, yaml, dir);
     free(yaml);
+    if (!err) err = dist_ckpt_check(r->dist, dir);
     if (!err) err = train_ckpt_load_model(r, dir);
     if (!err) log_info("resuming from %s (%s phase, %ld steps done)", dir, ts->phase == PHASE_SFT ? "SFT" : "RL", ts->step);
     return err;
@@ -110,7 +121,13 @@ int cmd_train(int argc, char **argv) {
     if (st) return st;
     Run r;
     double t0 = time_now_s();
+    Dist *dist = NULL;
+    int derr = dist_init(&dist, &rc, NULL, NULL);
+    g_dist = dist;
+    if (derr) return fail("train", NULL);
     if (run_open(&r, &rc, NULL, 0)) return fail("train", &r);
+    r.dist = dist;
+    const int lead = dist_is_leader(dist);
     TrainState ts = {.phase = rc.sft_first && rc.sft_steps > 0 ? PHASE_SFT : PHASE_RL};
     char resume_dir[1024] = "";
     if (!strcmp(resume, "none")) {
@@ -124,16 +141,17 @@ int cmd_train(int argc, char **argv) {
         /* a resume checks the checkpoint's config before anything in the run directory changes */
         return fail("train", &r);
     }
-    if (run_save_config(&r)) return fail("train", &r);
-    int stale = ckpt_cleanup_stale(rc.dir);
+    if (lead && run_save_config(&r)) return fail("train", &r);
+    int stale = lead ? ckpt_cleanup_stale(rc.dir) : 0;
     if (stale > 0) log_warn("removed %d unfinished checkpoint director%s", stale, stale > 1 ? "ies" : "y");
     LoopCkpt lc = {&ts, resume_dir[0] ? resume_dir : NULL};
     json_t *sum = json_object();
     if (ts.phase == PHASE_SFT) {
         SftResult sr;
-        if (sft_run(&r, &sr, &lc) || save_model(&r, "sft_model")) return fail("train", &r);
-        printf("SFT: %d steps in %.1f s (%.0f tokens/s), loss %.4f -> %.4f\n", sr.steps, sr.seconds, sr.tokens_per_s,
-               sr.loss_first, sr.loss_last);
+        if (sft_run(&r, &sr, &lc) || (lead && save_model(&r, "sft_model"))) return fail("train", &r);
+        if (lead)
+            printf("SFT: %d steps in %.1f s (%.0f tokens/s), loss %.4f -> %.4f\n", sr.steps, sr.seconds,
+                   sr.tokens_per_s, sr.loss_first, sr.loss_last);
         ts.have_sft = 1;
         ts.sft = sr;
         ts.phase = PHASE_RL;
@@ -147,13 +165,20 @@ int cmd_train(int argc, char **argv) {
                                                   "loss_last", ts.sft.loss_last));
     EvalResult after;
     if (!ts.have_eval_before) {
-        eval_run(&r, &ts.eval_before);
+        if (lead) eval_run(&r, &ts.eval_before); /* other ranks neither print nor save it */
         ts.have_eval_before = 1;
         if (train_ckpt_save(&r, &ts, NULL, NULL)) return fail("train", &r); /* the phase boundary */
     }
-    print_eval(ts.step > 0 ? "held-out before RL (saved):" : "held-out before RL:", &ts.eval_before);
+    if (lead) print_eval(ts.step > 0 ? "held-out before RL (saved):" : "held-out before RL:", &ts.eval_before);
     RlResult rr;
-    if (rl_run(&r, &rr, &lc) || save_model(&r, "final_model")) return fail("train", &r);
+    if (rl_run(&r, &rr, &lc)) return fail("train", &r);
+    if (!lead) {
+        run_close(&r);
+        json_decref(sum);
+        dist_free(dist);
+        return 0;
+    }
+    if (save_model(&r, "final_model")) return fail("train", &r);
     eval_run(&r, &after);
     print_eval("held-out after RL:", &after);
     const EvalResult *before = &ts.eval_before;
@@ -178,6 +203,8 @@ int cmd_train(int argc, char **argv) {
     if (json_dump_file(sum, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) log_warn("cannot write %s", path);
     json_decref(sum);
     run_close(&r);
+    dist_free(dist);
+    g_dist = NULL;
     return 0;
 }
 

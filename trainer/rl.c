@@ -11,6 +11,7 @@
  * so every draw is a function of (seed, step, round, index). The draw and the step's output budget
  * go through the curricula (trainer/run_curriculum.h; off by default), which each step then feeds
  * with its outcomes. With rl.eval_every, the step's metrics line also holds held-out eval_pass1.
+ * Multi-rank runs (trainer/dist.h): rollout ranks generate, learners update; one process is both.
  */
 #include "trainer/rl.h"
 
@@ -24,6 +25,7 @@
 #include "core/rng.h"
 #include "checkpoints/traj_dump.h"
 #include "trainer/advantage.h"
+#include "trainer/dist.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/eval.h"
 #include "trainer/metrics.h"
@@ -130,7 +132,7 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     SeqPack pack = {n * G, start, NULL};
     GenParams gp = {(float)c->rl_temperature, (float)c->rl_top_p, budget, r->tok.eos, (uint64_t)c->seed,
                     c->rep_count, (float)c->rep_prob, strcmp(c->lm_head_dtype, "bf16") == 0};
-    gs->gen_tokens += rollout_generate(&r->gen, ptok, &pack, &gp, rng_stream(0x71, (uint64_t)step, (uint64_t)round, 0));
+    gs->gen_tokens += dist_generate(r, ptok, &pack, &gp, rng_stream(0x71, (uint64_t)step, (uint64_t)round, 0));
     gs->rounds++;
     const Generator *g = &r->gen;
     float *rew = b->round_rew;
@@ -323,14 +325,21 @@ typedef struct {
 
 /* Old (and reference) log-probs for all kept responses, in chunks of mb_seqs; the mismatch
  * between the rollout's token probabilities and the learner's. */
-static void old_logps(Run *r, Model *ref, RlBatch *b, Work *w, LearnStats *ls) {
+static int old_logps(Run *r, Model *ref, RlBatch *b, Work *w, LearnStats *ls) {
     const int R = b->n_groups * b->G;
+    int lo, hi, err = 0; /* several learners: each scores its share, then all share the rows */
+    dist_shard(r->dist, R, &lo, &hi);
     for (int i = 0; i < R; i++) w->ids[i] = i;
-    for (int s = 0; s < R; s += r->mb_seqs) {
-        int n = R - s < r->mb_seqs ? R - s : r->mb_seqs;
+    for (int s = lo; s < hi; s += r->mb_seqs) {
+        int n = hi - s < r->mb_seqs ? hi - s : r->mb_seqs;
         score_tokens(&r->m, b, w->ids + s, n, w->tokens, w->targets, w->start, w->logp, b->old_logp);
         if (ref) score_tokens(ref, b, w->ids + s, n, w->tokens, w->targets, w->start, w->logp, b->ref_logp);
         ls->learner_tokens += w->start[n];
+    }
+    if (dist_n_learners(r->dist) > 1) {
+        err = dist_share_rows(r->dist, b->old_logp, R, (size_t)b->max_new * sizeof(float));
+        if (!err && ref) err = dist_share_rows(r->dist, b->ref_logp, R, (size_t)b->max_new * sizeof(float));
+        if (err) return err;
     }
     long T = 0;
     double mmax = 0;
@@ -346,11 +355,20 @@ static void old_logps(Run *r, Model *ref, RlBatch *b, Work *w, LearnStats *ls) {
     ls->mismatch_corr = T > 1 ? pearson(w->mx, w->my, T) : 1.0;
     ls->mismatch_max = mmax;
     if (!strcmp(r->rc.old_logp, "rollout")) memcpy(b->old_logp, b->beh_logp, (size_t)R * b->max_new * sizeof(float));
+    return 0;
 }
 
-/* One optimizer update on responses ids[0..n). */
-static void update(Run *r, Optimizer *opt, const PolicyLossConfig *lc, RlBatch *b, Work *w, const int *ids, int n,
-                   int use_ref, LearnStats *ls) {
+/* This learner's part of a mini-batch: loss and dL/dlogp with the mini-batch's normalisers,
+ * backward into m->grads (zeroed first). n may be 0 (a learner with no share). */
+static PolicyLossStats learn_part(Run *r, const PolicyLossConfig *lc, RlBatch *b, Work *w, const int *ids, int n,
+                                  int use_ref, long n_seq_all, long n_tok_all, int *n_packed) {
+    PolicyLossStats st;
+    memset(&st, 0, sizeof st);
+    *n_packed = 0;
+    if (n == 0) {
+        model_zero_grad(&r->m);
+        return st;
+    }
     int N = pack_responses(b, ids, n, w->tokens, w->targets, w->start);
     SeqPack pack = {n, w->start, NULL};
     model_forward(&r->m, w->tokens, w->targets, &pack, w->logp, NULL);
@@ -367,15 +385,42 @@ static void update(Run *r, Optimizer *opt, const PolicyLossConfig *lc, RlBatch *
     }
     w->off[n] = T;
     PolicyLossBatch pb = {n, w->off, w->lp_new, w->lp_old, use_ref ? w->lp_ref : NULL, w->adv, NULL};
-    policy_loss_weights(lc, &pb, 0, 0, w->w);
-    PolicyLossStats st = policy_loss_compute(lc, &pb, w->w, w->dtok);
+    policy_loss_weights(lc, &pb, n_seq_all, n_tok_all, w->w);
+    st = policy_loss_compute(lc, &pb, w->w, w->dtok);
     memset(w->dlogp, 0, (size_t)N * sizeof(float));
     for (int s = 0; s < n; s++) {
         int d = ids[s], P = b->plen[d / b->G];
         for (int t = 0; t < b->rlen[d]; t++) w->dlogp[w->start[s] + P - 1 + t] = w->dtok[w->off[s] + t];
     }
     model_zero_grad(&r->m);
-    model_backward(&r->m, w->dlogp, r->m.cfg.router_aux_loss_coef);
+    model_backward(&r->m, w->dlogp, r->m.cfg.router_aux_loss_coef / dist_n_learners(r->dist));
+    *n_packed = N;
+    return st;
+}
+
+/* One optimizer update on responses ids[0..n). With several learners each takes a contiguous share;
+ * the token normaliser is the whole mini-batch's (every learner holds the batch) and the gradients
+ * are summed over the learners before the (identical) AdamW step. */
+static int update(Run *r, Optimizer *opt, const PolicyLossConfig *lc, RlBatch *b, Work *w, const int *ids, int n,
+                  int use_ref, LearnStats *ls) {
+    const int L = dist_n_learners(r->dist);
+    long n_tok = 0;
+    for (int s = 0; L > 1 && s < n; s++) n_tok += b->rlen[ids[s]];
+    int lo, hi, N;
+    dist_shard(r->dist, n, &lo, &hi);
+    PolicyLossStats st = learn_part(r, lc, b, w, ids + lo, hi - lo, use_ref, L > 1 ? n : 0, n_tok, &N);
+    double learner_tokens = N;
+    if (L > 1) {
+        double sum[5] = {st.loss, st.clip_frac * st.n_tokens, st.kl * st.n_tokens, st.n_tokens, N}, mx = st.ratio_max;
+        int err = dist_allreduce_grads(r->dist, &r->m);
+        if (!err) err = dist_reduce_stats(r->dist, sum, 5, &mx, 1);
+        if (err) return err;
+        st.loss = sum[0];
+        st.clip_frac = sum[3] > 0 ? sum[1] / sum[3] : 0;
+        st.kl = sum[3] > 0 ? sum[2] / sum[3] : 0;
+        st.ratio_max = mx;
+        learner_tokens = sum[4];
+    }
     double gn = optimizer_step(opt);
     ls->loss += st.loss;
     ls->clip_frac += st.clip_frac;
@@ -383,8 +428,31 @@ static void update(Run *r, Optimizer *opt, const PolicyLossConfig *lc, RlBatch *
     if (st.ratio_max > ls->ratio_max) ls->ratio_max = st.ratio_max;
     ls->grad_norm += isfinite(gn) ? gn : 0;
     if (gn > ls->grad_norm_max || !isfinite(gn)) ls->grad_norm_max = gn;
-    ls->learner_tokens += N;
+    ls->learner_tokens += (long)learner_tokens;
     ls->updates++;
+    return 0;
+}
+
+/* Disaggregated runs: the kept batch and the generation statistics go from the rollout ranks to
+ * the learners (trainer/dist.h); a no-op otherwise. Problems stay on the rollout side. */
+static int batch_xfer(Run *r, RlBatch *b, GenStats *gs, int step) {
+    if (!r->dist || r->dist->colocated) return 0;
+    int *lens = gs->lens;
+    DistField head[] = {{&b->n_groups, sizeof b->n_groups}, {gs, sizeof *gs}};
+    int err = dist_batch_xfer(r->dist, step, 0, head, 2);
+    gs->lens = lens; /* the pointer member came from another process */
+    if (err) return err;
+    const size_t K = (size_t)b->n_groups, R = K * b->G, M = (size_t)b->max_new;
+    DistField body[] = {{b->prompt, K * b->max_prompt * sizeof(int)}, {b->plen, K * sizeof(int)},
+                        {b->resp, R * M * sizeof(int)},   {b->rlen, R * sizeof(int)},
+                        {b->beh_logp, R * M * sizeof(float)}, {b->beh_prob, R * M * sizeof(float)},
+                        {b->reward, R * sizeof(float)},    {b->stop, R * sizeof(int)},
+                        {gs->lens, (size_t)gs->n_lens * sizeof(int)}};
+    return dist_batch_xfer(r->dist, step, 1, body, (int)(sizeof body / sizeof body[0]));
+}
+
+static int ckpt_due(const RunConfig *c, int step) {
+    return (c->ckpt_every > 0 && (step + 1) % c->ckpt_every == 0) || step + 1 == c->rl_steps;
 }
 
 static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, const GenStats *gs, const RlBatch *b,
@@ -470,7 +538,11 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
     char mpath[1024], tpath[1024];
     snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", c->dir);
     snprintf(tpath, sizeof tpath, "%s/timing.jsonl", c->dir);
-    if (resuming) {
+    const int lead = dist_is_leader(r->dist); /* rank 0 writes the metrics (trainer/dist.h) */
+    dist_rl_begin(r->dist, first);
+    if (!lead) {
+        if (resuming) log_info("RL resumes after step %d", first);
+    } else if (resuming) {
         if ((err = train_ckpt_truncate_metrics(mpath, first)) || (err = metrics_open_append(&mw, mpath))) return err;
         (void)train_ckpt_truncate_metrics(tpath, first); /* timings are advisory: a short file is fine */
         if ((err = metrics_open_append(&tw, tpath))) return err;
@@ -490,7 +562,20 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         b.n_groups = 0;
         const int budget = run_curriculum_budget(&r->cur, c);
         run_curriculum_begin_step(&r->cur);
-        for (int round = 0; round < max_rounds && b.n_groups < n; round++) gen_round(r, &b, &gs, step, round, ptok, gstart, jd);
+        dist_test_hooks(r->dist, step);
+        if (dist_is_rollout(r->dist)) {
+            if ((err = dist_rollout_weights(r->dist, &r->m, step))) break;
+            for (int round = 0; round < max_rounds && b.n_groups < n; round++)
+                gen_round(r, &b, &gs, step, round, ptok, gstart, jd);
+        }
+        if ((err = batch_xfer(r, &b, &gs, step))) break;
+        if (!dist_is_learner(r->dist)) { /* a rollout-only rank: on to the next step */
+            if (lc && ckpt_due(c, step)) {
+                lc->ts->step = step + 1;
+                if ((err = train_ckpt_save(r, lc->ts, NULL, NULL))) break;
+            }
+            continue;
+        }
         double t1 = time_now_s();
         LearnStats ls = {0};
         ls.mismatch_corr = ls.mismatch_max = NAN; /* null in metrics.jsonl when no group was kept */
@@ -498,8 +583,9 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         const int Rk = b.n_groups * G;
         if (Rk > 0) {
             advantages_compute(&ac, b.reward, b.n_groups, G, b.adv);
-            old_logps(r, refp, &b, &w, &ls);
-            if (c->dump_every > 0 && (step + 1) % c->dump_every == 0 && (err = dump_step(r, &b, &w, step + 1))) break;
+            if ((err = old_logps(r, refp, &b, &w, &ls))) break;
+            if (lead && c->dump_every > 0 && (step + 1) % c->dump_every == 0 && (err = dump_step(r, &b, &w, step + 1)))
+                break;
             for (int i = 0; i < Rk; i++) w.ids[i] = i; /* seeded shuffle into mini-batches */
             for (int i = Rk - 1; i > 0; i--) {
                 int j = (int)(rng_uniform((uint64_t)c->seed, rng_stream(0x5f, (uint64_t)step, 0, 0), (uint64_t)i) * (i + 1));
@@ -510,15 +596,17 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
             int nmb = c->minibatches < Rk ? c->minibatches : Rk;
             for (int k = 0; k < nmb; k++) {
                 int s0 = (int)((long)Rk * k / nmb), s1 = (int)((long)Rk * (k + 1) / nmb);
-                update(r, &opt, &lossc, &b, &w, w.ids + s0, s1 - s0, refp != NULL, &ls);
+                if ((err = update(r, &opt, &lossc, &b, &w, w.ids + s0, s1 - s0, refp != NULL, &ls))) break;
             }
         }
+        if (err || (err = dist_after_update(r->dist, &r->m, step, c->rl_steps))) break;
         double t2 = time_now_s();
         roll_s += t1 - t0, learn_s += t2 - t1, roll_tok += gs.gen_tokens, learn_tok += ls.learner_tokens;
         run_curriculum_end_step(&r->cur, &r->ps, step + 1, exp(-gs.logp_sum / (gs.gen_tokens > 0 ? gs.gen_tokens : 1)),
                                 stats_percentile_int(gs.lens, gs.n_lens, 0.99, scratch));
         EvalResult er;
-        const int do_eval = c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->rl_steps;
+        const int do_eval = lead && c->eval_every > 0 && (step + 1) % c->eval_every == 0 && step + 1 < c->rl_steps;
+        if (!lead) goto ckpt;
         if (do_eval) eval_run(r, &er);
         write_step_metrics(&mw, step + 1, c, &gs, &b, &ls, &opt, lr, budget, scratch, jd);
         run_curriculum_metrics(&r->cur, &r->ps, &mw);
@@ -544,10 +632,10 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
                  stats_percentile_int(gs.lens, gs.n_lens, 0.99, scratch),
                  (roll_tok + learn_tok) / (time_now_s() - t_start));
         progress_update(&pr, step + 1, extra);
+    ckpt:
         if (lc) {
             lc->ts->step = step + 1;
-            if ((c->ckpt_every > 0 && (step + 1) % c->ckpt_every == 0) || step + 1 == c->rl_steps)
-                if ((err = train_ckpt_save(r, lc->ts, &opt, refp))) break;
+            if (ckpt_due(c, step) && (err = train_ckpt_save(r, lc->ts, &opt, refp))) break;
         }
         if (do_eval) {
             char line[300];
@@ -561,8 +649,10 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
     res->rollout_tokens_per_s = roll_tok / (roll_s > 0 ? roll_s : 1);
     res->learner_tokens_per_s = learn_tok / (learn_s > 0 ? learn_s : 1);
     res->skipped_updates = opt.skipped;
-    metrics_close(&mw);
-    metrics_close(&tw);
+    if (lead) {
+        metrics_close(&mw);
+        metrics_close(&tw);
+    }
     free(ptok), free(gstart), free(gs.lens), free(scratch), free(rews), free(corr);
     genrm_judge_close(jd);
     work_free(&w);

@@ -23,6 +23,7 @@ typedef struct {
     int max_sft;      /* longest SFT sequence (prompt + solution + EOS) */
     int gen_batch;    /* sequences the generator decodes together */
     int mb_seqs;      /* responses per learner mini-batch */
+    struct Dist *dist; /* the ranks of a multi-rank run (trainer/dist.h); NULL for a single process */
 } Run;
 
 /* `model_dir` (may be NULL) overrides model.path. Creates rc.dir and, when write_config (training

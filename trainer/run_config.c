@@ -148,6 +148,17 @@ static const ConfigField kRunSchema[] = {
     F("ckpt.keep_every", CFG_INT, ckpt_keep_every, "0", 0, 1 << 24, NULL,
       "also keep checkpoints whose global step is a multiple of this (0 = none)"),
 
+    F("dist.colocated", CFG_BOOL, dist_colocated, "true", 1, 0, NULL,
+      "multi-rank runs: every rank generates and learns (false: rollout_ranks + learner_ranks)"),
+    F("dist.rollout_ranks", CFG_INT, dist_rollout_ranks, "0", 0, 1 << 20, NULL,
+      "disaggregated: ranks that only generate (the last ones)"),
+    F("dist.learner_ranks", CFG_INT, dist_learner_ranks, "0", 0, 1 << 20, NULL,
+      "disaggregated: data-parallel ranks that learn (the first ones)"),
+    F("dist.max_staleness", CFG_INT, dist_max_staleness, "0", 0, 1 << 20, NULL,
+      "updates a rollout rank's weights may lag behind the learners (0 = on-policy)"),
+    F("dist.timeout_s", CFG_FLOAT, dist_timeout_s, "1800", 0, 1e9, NULL,
+      "watchdog: a rank without progress this long ends the job (0 = off)"),
+
     F("eval.samples", CFG_INT, eval_k, "4", 1, 4096, NULL, "samples per held-out problem (pass@1 = mean)"),
     F("eval.temperature", CFG_FLOAT, eval_temperature, "1.0", 0, 10, NULL, "evaluation temperature (M1: 1.0)"),
     F("eval.top_p", CFG_FLOAT, eval_top_p, "1.0", 1e-6, 1, NULL, "evaluation nucleus mass"),
@@ -228,6 +239,18 @@ static int run_config_validate(const RunConfig *rc, const char *src) {
         return err_set(ERR_CONFIG, "%s: reward.genrm_mode is %s but reward.genrm_path is empty\n"
                        "HINT: train a judge with `cispo sft CONFIG data.tasks=judge` and point reward.genrm_path at its "
                        "run directory", src, rc->genrm_mode);
+    if (rc->dist_max_staleness > 0 && rc->dist_colocated)
+        return err_set(ERR_CONFIG, "%s: dist.max_staleness (%d) needs disaggregated ranks (dist.colocated: false)", src,
+                       rc->dist_max_staleness);
+    if (rc->dist_max_staleness > 0 && strcmp(rc->old_logp, "rollout") != 0)
+        return err_set(ERR_CONFIG,
+                       "%s: dist.max_staleness (%d) > 0 needs rl.old_logp: rollout\n"
+                       "HINT: stale rollouts take their IS weight from the behaviour log-probs", src,
+                       rc->dist_max_staleness);
+    if ((rc->budget_stages[0] || rc->pass_filter || rc->diff_window > 0) && !rc->dist_colocated)
+        return err_set(ERR_CONFIG,
+                       "%s: curriculum.budget_stages, pass_filter and difficulty_window need dist.colocated: true\n"
+                       "HINT: their state is not yet shared between rollout and learner ranks", src);
     return 0;
 }
 

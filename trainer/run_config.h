@@ -115,6 +115,13 @@ typedef struct {
     int ckpt_keep_last;      /* ckpt.keep_last */
     int ckpt_keep_every;     /* ckpt.keep_every: also keep checkpoints whose global step is a multiple (0 = none) */
 
+    /* dist: multi-rank runs under mpirun (trainer/dist.h) */
+    int dist_colocated;      /* dist.colocated: every rank generates and learns */
+    int dist_rollout_ranks;  /* dist.rollout_ranks: disaggregated: ranks that generate */
+    int dist_learner_ranks;  /* dist.learner_ranks: disaggregated: ranks that learn (data-parallel) */
+    int dist_max_staleness;  /* dist.max_staleness: updates a rollout's weights may lag (0 = on-policy) */
+    double dist_timeout_s;   /* dist.timeout_s: watchdog deadline on progress (0 = off) */
+
     /* eval */
     int eval_k;              /* eval.samples: samples per problem (pass@1 = mean, pass@k) */
     double eval_temperature; /* eval.temperature */

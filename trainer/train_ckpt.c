@@ -1,4 +1,7 @@
-/* trainer/train_ckpt.c: see train_ckpt.h. Device tensors are staged through host memory. */
+/* trainer/train_ckpt.c: see train_ckpt.h. Device tensors are staged through host memory.
+ * Multi-rank runs (trainer/dist.h): rank 0 opens the temporary directory and writes the shared
+ * files (the learners are identical replicas); every rank writes its own rank_NNNN.h5 there; the
+ * ranks agree that all writes succeeded before rank 0 commits, and on the commit's outcome. */
 #include "trainer/train_ckpt.h"
 
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "trainer/dist.h"
 
 long train_ckpt_global_step(const RunConfig *rc, TrainPhase phase, long step) {
     return phase == PHASE_SFT ? step : (long)rc->sft_steps + step;
@@ -108,22 +112,42 @@ static int write_state(H5File *f, const Run *r, const TrainState *ts) {
     return err;
 }
 
+static int write_shared(Run *r, const CkptWriter *w, const TrainState *ts, const Optimizer *opt, const Model *ref);
+
 int train_ckpt_save(Run *r, const TrainState *ts, const Optimizer *opt, const Model *ref) {
     CkptWriter w;
+    memset(&w, 0, sizeof w);
     long gstep = train_ckpt_global_step(&r->rc, ts->phase, ts->step);
-    int err = ckpt_begin(&w, r->rc.dir, gstep);
-    if (err) return err;
+    const int lead = dist_is_leader(r->dist);
+    int err = lead ? ckpt_begin(&w, r->rc.dir, gstep) : 0;
+    if ((err = dist_agree(r->dist, err))) return err;
+    if (r->dist) {
+        if ((err = dist_bcast_str(r->dist, w.tmp_dir, sizeof w.tmp_dir))) return err;
+        err = dist_ckpt_write_rank(r->dist, &r->m, w.tmp_dir, gstep);
+    }
+    if (!err && lead) err = write_shared(r, &w, ts, opt, ref);
+    err = dist_agree(r->dist, err);
+    if (!err && lead) err = ckpt_commit(&w, r->rc.ckpt_keep_last, r->rc.ckpt_keep_every);
+    if (lead && err) ckpt_abort(&w);
+    if (r->dist) err = dist_agree(r->dist, err);
+    if (err) return err_wrap(err, "checkpoint of step %ld", gstep);
+    if (lead) log_info("checkpoint %s", w.final_dir);
+    return 0;
+}
+
+static int write_shared(Run *r, const CkptWriter *w, const TrainState *ts, const Optimizer *opt, const Model *ref) {
+    int err = 0;
     char path[1024];
     H5File f;
     KernelCtx *ctx = &r->ctx;
     /* model */
-    if (!(err = ckpt_path(&w, "model.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
+    if (!(err = ckpt_path(w, "model.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
         err = write_table(&f, ctx, &r->m.params, r->m.param_mem, "params/");
         int e2 = h5_close(&f);
         err = err ? err : e2;
     }
     if (!err && opt) {
-        if (!(err = ckpt_path(&w, "optim.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
+        if (!(err = ckpt_path(w, "optim.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
             err = write_table(&f, ctx, &r->m.params, opt->mom1, "m/");
             err = err ? err : write_table(&f, ctx, &r->m.params, opt->mom2, "v/");
             err = err ? err : write_i64(&f, "step", opt->step);
@@ -133,25 +157,19 @@ int train_ckpt_save(Run *r, const TrainState *ts, const Optimizer *opt, const Mo
         }
     }
     if (!err && ref) {
-        if (!(err = ckpt_path(&w, "ref.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
+        if (!(err = ckpt_path(w, "ref.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
             err = write_table(&f, ctx, &ref->params, ref->param_mem, "params/");
             int e2 = h5_close(&f);
             err = err ? err : e2;
         }
     }
-    if (!err && !(err = ckpt_path(&w, "config.json", path, sizeof path))) err = model_config_save_hf(&r->m.cfg, path);
-    if (!err && !(err = ckpt_path(&w, "state.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
+    if (!err && !(err = ckpt_path(w, "config.json", path, sizeof path))) err = model_config_save_hf(&r->m.cfg, path);
+    if (!err && !(err = ckpt_path(w, "state.h5", path, sizeof path)) && !(err = h5_create(&f, path))) {
         err = write_state(&f, r, ts);
         int e2 = h5_close(&f);
         err = err ? err : e2;
     }
-    if (!err) err = ckpt_commit(&w, r->rc.ckpt_keep_last, r->rc.ckpt_keep_every);
-    if (err) {
-        ckpt_abort(&w);
-        return err_wrap(err, "checkpoint of step %ld", gstep);
-    }
-    log_info("checkpoint %s", w.final_dir);
-    return 0;
+    return err;
 }
 
 static int open_in(const char *dir, const char *name, H5File *f) {
@@ -244,7 +262,7 @@ int train_ckpt_load_ref(const char *dir, Model *ref) {
 /* Keys a resumed run may change without breaking the continuation. */
 static int key_may_change(const char *key) {
     static const char *ok[] = {"run.log_level", "rl.steps", "rl.eval_every", "ckpt.every", "ckpt.keep_last",
-                               "ckpt.keep_every", NULL};
+                               "ckpt.keep_every", "dist.timeout_s", NULL};
     for (int i = 0; ok[i]; i++)
         if (!strcmp(key, ok[i])) return 1;
     return 0;
