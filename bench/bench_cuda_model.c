@@ -275,7 +275,7 @@ int main(int argc, char **argv) {
                 int Lf = 0;
                 for (int l = 0; l < s->L; l++) Lf += l % s->every == s->every - 1;
                 double kv = 2.0 * B * L * s->KVH * s->HS * 4 * Lf, st = 2.0 * B * s->NH * s->HS * s->HS * 4 * (s->L - Lf);
-                if (kv / 2 * (L + 8.0) / L > 24e9 || B > 256 || (quick && (B > 64 || L > 4096))) continue;
+                if (kv * (L + 8.0) / L > 20e9 || B > 256 || (quick && (B > 64 || L > 4096))) continue;
                 double ms = decode_ms(&m, B, L, quick ? 5 : 20), tps = B / ms * 1e3;
                 double wbytes = 4.0 * (B >= s->E ? (double)m.n_params - (double)s->V * s->C
                                                  : n_active + (double)s->V * s->C);

@@ -18,11 +18,11 @@ bins=("$BUILD/cispo")
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] && grep -qs "labels:.*gpu" "$(grep -l "" tests/*/"$(basename "$t")".c 2>/dev/null | head -1)" && bins+=("$t")
 done
-for b in "$BUILD"/bench/bench_*; do [ -x "$b" ] && [ -f "$b" ] && bins+=("$b"); done
+for b in "$BUILD"/bench/bench_cuda_*; do [ -x "$b" ] && [ -f "$b" ] && bins+=("$b"); done
 for b in "${bins[@]}"; do strip -o "$OUT/$(basename "$b")" "$b"; done
 # What the GPU machine lacks (it has glibc, CUDA, HDF5 and its dependencies): an allow-list keeps the
 # folder small.
-keep='^(libcmocka|libcudart|libevent_core|libevent_pthreads|libgfortran|libhwloc|libjansson|libmpi|libopen-pal|libopen-rte|libopenblas|libquadmath|libudev|libyaml-0|libz|libxxhash|libzstd)[.-]'
+keep='^(libcmocka|libcudart|libevent_core|libevent_pthreads|libgfortran|libhwloc|libjansson|libmpi|libopen-pal|libopen-rte|libopenblas|libquadmath|libudev|libyaml-0|libz|libxxhash|libzstd|libutf8proc|libpcre2-8|libseccomp)[.-]'
 for b in "${bins[@]}"; do ldd "$b"; done | awk '/=> \//{print $1, $3}' | sort -u | while read -r name path; do
   if [[ "$name" =~ $keep ]]; then cp -L "$path" "$OUT/lib/"; fi
 done

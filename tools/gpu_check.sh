@@ -21,14 +21,16 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=c
 if has tests; then
   for t in test_cuda_*; do
     step "$t"
-    timeout 240 "./$t" 2>&1 | tail -40
+    timeout 150 "./$t" 2>&1 | tail -40
     echo "$t exit ${PIPESTATUS[0]}"
   done
 fi
-for b in lightning attn; do
-  if has "$b" && [ -x "./bench_cuda_$b" ]; then step "bench_cuda_$b"; timeout 150 "./bench_cuda_$b" --json "$OUT/bench_$b.json"; fi
-done
-if has bench; then step bench_cuda_model; timeout 240 ./bench_cuda_model --json "$OUT/bench_model.json"; fi
+# ceilings for the bounds: BW (B/s) and PEAK (BF16 FLOP/s) from the environment, e.g. B0 of an earlier run
+BW=${BW:-4.3e12}
+PEAK=${PEAK:-790e12}
+if has lightning; then step bench_cuda_lightning; timeout 120 ./bench_cuda_lightning "$OUT/bench_lightning.json" --bw "$BW" --peak "$PEAK"; fi
+if has attn; then step bench_cuda_attn; timeout 150 ./bench_cuda_attn --json "$OUT/bench_attn.json" --bw "$BW" --peak "$PEAK"; fi
+if has bench; then step bench_cuda_model; timeout 200 ./bench_cuda_model --json "$OUT/bench_model.json"; fi
 if has anchor_lin; then step anchor_lightning; (cd anchors && OUT=$OUT timeout 150 python lightning_torch.py 2>&1 | tail -12); fi
 if has demo; then
   step demo_cuda
