@@ -17,6 +17,7 @@ static struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int running, stop, rank;
+    atomic_int tripped; /* set before the abort hooks run (watchdog_tripped) */
     double deadline_s;
     atomic_llong last_ns;
     int n;
@@ -33,6 +34,13 @@ static long long now_ns(void) {
 
 void watchdog_beat(void) { atomic_store(&g.last_ns, now_ns()); }
 
+int watchdog_tripped(void) { return atomic_load(&g.tripped); }
+
+void watchdog_wait_exit(void) {
+    if (!watchdog_tripped()) return;
+    for (;;) pause(); /* the watchdog thread is running the abort hooks; its _exit(75) ends the process */
+}
+
 void watchdog_add(WatchdogPoll poll, WatchdogHook on_trip, void *arg) {
     pthread_mutex_lock(&g.mu);
     CHECK(g.n < MAX_HOOKS, "watchdog: more than %d hooks", MAX_HOOKS);
@@ -45,6 +53,7 @@ static void trip(const char *why) {
     fprintf(stderr, "[cispo rank %d] watchdog: %s; aborting communicators and exiting with status %d\n", g.rank, why,
             CISPO_EXIT_WATCHDOG);
     fflush(stderr);
+    atomic_store(&g.tripped, 1);
     for (int i = 0; i < g.n; i++)
         if (g.hook[i]) g.hook[i](g.arg[i]);
     _exit(CISPO_EXIT_WATCHDOG);

@@ -17,6 +17,11 @@ enum { CISPO_EXIT_WATCHDOG = 75 };
 int watchdog_start(double deadline_s, int rank);
 /* Record progress now. Cheap (one atomic store); call after every completed step and transfer. */
 void watchdog_beat(void);
+/* Non-zero once the watchdog has fired (it is aborting communicators and will exit with
+ * CISPO_EXIT_WATCHDOG). A collective that fails because of that abort calls watchdog_wait_exit(), which
+ * never returns when the watchdog fired, so the job's exit status is the watchdog's, not the error's. */
+int watchdog_tripped(void);
+void watchdog_wait_exit(void);
 /* Called on every tick from the watchdog thread; a non-zero return trips it at once with `why`
  * (e.g. NCCL reporting an asynchronous error). */
 typedef int (*WatchdogPoll)(void *arg, char *why, int cap);

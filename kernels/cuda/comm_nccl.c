@@ -42,6 +42,7 @@ int comm_nccl_select_device(int local_rank) {
 }
 
 static int nccl_fail(ncclResult_t r, const char *what) {
+    watchdog_wait_exit(); /* failed because the watchdog aborted the communicator: its exit status wins */
     return err_set(ERR_IO, "%s failed: %s", what, ncclGetErrorString(r));
 }
 
@@ -49,6 +50,7 @@ static int nccl_fail(ncclResult_t r, const char *what) {
 static int nccl_wait(NcclImpl *im, const char *what) {
     for (;;) {
         cudaError_t q = cudaStreamQuery(im->stream);
+        if (q != cudaErrorNotReady) watchdog_wait_exit(); /* an aborted collective may end "successfully" */
         if (q == cudaSuccess) return 0;
         if (q != cudaErrorNotReady) return err_set(ERR_IO, "%s: %s", what, cudaGetErrorString(q));
         ncclResult_t ae = ncclSuccess;
