@@ -28,6 +28,7 @@
 
 #include "core/rng.h"
 #include "kernels/backend.h"
+#include "tests/test_gpu_skip.h"
 
 #define TOL_FWD 1e-2
 #define TOL_BWD 3e-2
@@ -291,15 +292,8 @@ static void test_flash_decode(void **state) {
 }
 
 int main(void) {
-    if (kernels_cuda() == NULL) {
-        const char *req = getenv("CISPO_REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "test_cuda_flash_attn: no GPU (kernels_cuda() is NULL) and CISPO_REQUIRE_GPU=1\n");
-            return 1;
-        }
-        printf("test_cuda_flash_attn: skipped: no GPU (built without -DCISPO_CUDA=ON or no CUDA device)\n");
-        return 0;
-    }
+    int skip = gpu_skip_status("test_cuda_flash_attn");
+    if (skip >= 0) return skip;
     printf("  %-64s %10s  %7s\n", "case", "rel err", "tol");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_flash_train),

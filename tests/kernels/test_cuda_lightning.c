@@ -29,6 +29,7 @@
 
 #include "core/rng.h"
 #include "kernels/backend.h"
+#include "tests/test_gpu_skip.h"
 
 #define TOL_TF32 4e-3
 #define TOL_FP32 1e-5
@@ -224,15 +225,8 @@ static void test_cases(void **state) {
 }
 
 int main(void) {
-    if (kernels_cuda() == NULL) {
-        const char *req = getenv("CISPO_REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "test_cuda_lightning: no GPU (kernels_cuda() is NULL) and CISPO_REQUIRE_GPU=1\n");
-            return 1;
-        }
-        printf("test_cuda_lightning: skipped: no GPU (built without -DCISPO_CUDA=ON or no CUDA device)\n");
-        return 0;
-    }
+    int skip = gpu_skip_status("test_cuda_lightning");
+    if (skip >= 0) return skip;
     unsetenv("CISPO_CUDA_NAIVE_LIGHTNING");
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_cases)};
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,7 @@
 
 #include "core/rng.h"
 #include "kernels/backend.h"
+#include "tests/test_gpu_skip.h"
 
 #define TOL 1e-5 /* FP32 against FP32; every op is expected well inside it */
 
@@ -684,15 +685,8 @@ static void test_optim(void **state) {
 }
 
 int main(void) {
-    if (kernels_cuda() == NULL) {
-        const char *req = getenv("CISPO_REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "test_cuda_vs_cpu: no GPU (kernels_cuda() is NULL) and CISPO_REQUIRE_GPU=1\n");
-            return 1;
-        }
-        printf("test_cuda_vs_cpu: skipped: no GPU (built without -DCISPO_CUDA=ON or no CUDA device)\n");
-        return 0;
-    }
+    int skip = gpu_skip_status("test_cuda_vs_cpu");
+    if (skip >= 0) return skip;
     /* FP32 tolerances: pin the exact naive lightning kernels (the TF32 chunked ones: test_cuda_lightning) */
     setenv("CISPO_CUDA_NAIVE_LIGHTNING", "1", 1);
     printf("  %-44s %11s  %8s\n", "op", "rel err", "tol");

@@ -23,6 +23,7 @@
 #include "model/decode.h"
 #include "model/model_internal.h"
 #include "model_fixtures.h"
+#include "tests/test_gpu_skip.h"
 
 #define TOL 1e-4
 #define NSEQ 3
@@ -173,15 +174,8 @@ static void test_qwen2(void **state) {
 }
 
 int main(void) {
-    if (kernels_cuda() == NULL) {
-        const char *req = getenv("CISPO_REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "test_cuda_model: no GPU (kernels_cuda() is NULL) and CISPO_REQUIRE_GPU=1\n");
-            return 1;
-        }
-        printf("test_cuda_model: skipped: no GPU (built without -DCISPO_CUDA=ON or no CUDA device)\n");
-        return 0;
-    }
+    int skip = gpu_skip_status("test_cuda_model");
+    if (skip >= 0) return skip;
     /* FP32 tolerances: pin the exact naive lightning kernels (the TF32 chunked ones: test_cuda_lightning) */
     setenv("CISPO_CUDA_NAIVE_LIGHTNING", "1", 1);
     const struct CMUnitTest tests[] = {

@@ -36,6 +36,7 @@
 #include "kernels/backend.h"
 #include "trainer/rl.h"
 #include "trainer/sft.h"
+#include "tests/test_gpu_skip.h"
 
 #define STEPS 6
 
@@ -140,15 +141,8 @@ static void test_cuda_follows_cpu(void **state) {
 }
 
 int main(void) {
-    if (kernels_cuda() == NULL) {
-        const char *req = getenv("CISPO_REQUIRE_GPU");
-        if (req && strcmp(req, "1") == 0) {
-            fprintf(stderr, "test_cuda_rl: no GPU (kernels_cuda() is NULL) and CISPO_REQUIRE_GPU=1\n");
-            return 1;
-        }
-        printf("test_cuda_rl: skipped (no CUDA device)\n");
-        return 0;
-    }
+    int skip = gpu_skip_status("test_cuda_rl");
+    if (skip >= 0) return skip;
     log_set_level(LOG_WARN);
     if (tmpdir_make(tmpdir, sizeof tmpdir, "cispo_test_cuda_rl")) return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_cuda_follows_cpu)};
