@@ -16,7 +16,7 @@ void score_response(const Run *r, const Problem *p, const int *tok, int n, Rewar
     while (m < n && tok[m] != r->tok.eos) m++;
     r->tok.decode(&r->tok, tok, m, text, sizeof text);
     RewardConfig rcfg = {.correct_reward = (float)r->rc.reward_correct, .wrong_reward = (float)r->rc.reward_wrong,
-                         .format_penalty = (float)r->rc.reward_format};
+                         .format_penalty = (float)r->rc.reward_format, .code = r->code};
     int err = reward_score(&rcfg, p, text, out);
     CHECK(err == 0, "scoring problem of family %s: %s", p->family, err_msg());
 }
@@ -33,7 +33,7 @@ int eval_run(Run *r, EvalResult *res) {
     int *lens = xmalloc((size_t)P * k * sizeof(int)), *scratch = xmalloc((size_t)P * k * sizeof(int));
     Problem *probs = xmalloc((size_t)per_call * sizeof(Problem));
     int ptok[4096];
-    long n_correct = 0, n_format = 0, solved = 0, tokens = 0;
+    long n_correct = 0, n_format = 0, solved = 0, tokens = 0, n_masked = 0, n_scored_problems = 0;
     double t0 = time_now_s();
     Progress pr;
     progress_start(&pr, "eval", P);
@@ -56,11 +56,13 @@ int eval_run(Run *r, EvalResult *res) {
                         strcmp(c->lm_head_dtype, "bf16") == 0};
         tokens += rollout_generate(&r->gen, prompts, &pack, &gp, rng_stream(0xe7a1, (uint64_t)p0, 0, 0));
         for (int i = 0; i < np; i++) {
-            int any = 0;
+            int any = 0, scored = 0;
             for (int j = 0; j < k; j++) {
                 int b = i * k + j;
                 RewardResult rr;
                 score_response(r, &probs[i], r->gen.tokens + (size_t)b * r->gen.max_new, r->gen.n_gen[b], &rr);
+                n_masked += rr.masked;
+                scored += !rr.masked;
                 n_correct += rr.correct;
                 n_format += rr.format_ok;
                 any |= rr.correct;
@@ -68,15 +70,19 @@ int eval_run(Run *r, EvalResult *res) {
                 res->stops[r->gen.stop[b]]++;
             }
             solved += any;
+            n_scored_problems += scored > 0;
         }
         progress_update(&pr, p0 + np, NULL);
     }
     progress_end(&pr);
     res->seconds = time_now_s() - t0;
     res->tokens_per_s = tokens / res->seconds;
-    res->pass1 = (double)n_correct / ((double)P * k);
-    res->passk = (double)solved / P;
-    res->format_rate = (double)n_format / ((double)P * k);
+    double n_scored = (double)P * k - n_masked; /* masked samples are neither right nor wrong */
+    res->n_masked = n_masked;
+    if (n_masked > 0) log_warn("eval: %ld of %ld samples masked (code sandbox infrastructure failures)", n_masked, (long)P * k);
+    res->pass1 = n_scored > 0 ? (double)n_correct / n_scored : 0.0;
+    res->passk = n_scored_problems > 0 ? (double)solved / (double)n_scored_problems : 0.0;
+    res->format_rate = n_scored > 0 ? (double)n_format / n_scored : 0.0;
     res->len_mean = stats_mean_int(lens, P * k);
     res->len_p50 = stats_percentile_int(lens, P * k, 0.5, scratch);
     res->len_p99 = stats_percentile_int(lens, P * k, 0.99, scratch);

@@ -14,6 +14,7 @@ typedef struct {
     double pass1, passk, format_rate;
     double len_mean, len_p50, len_p99;
     int stops[4]; /* by StopReason */
+    long n_masked; /* samples whose reward was masked (code sandbox infrastructure failure): left out of the rates */
     double seconds, tokens_per_s;
 } EvalResult;
 

@@ -28,6 +28,7 @@
 #include "trainer/dist.h"
 #include "trainer/dynamic_sampling.h"
 #include "trainer/eval.h"
+#include "trainer/masked_groups.h"
 #include "trainer/metrics.h"
 #include "trainer/optimizer.h"
 #include "trainer/policy_loss.h"
@@ -50,11 +51,13 @@ typedef struct {
     Problem *round_prob;
     int *round_plen, *round_keep, *round_fam;
     float *round_rew;
+    int *round_mask;    /* (max_groups * G) 1: reward masked (trainer/masked_groups.h) */
 } RlBatch;
 
 typedef struct {
     /* step statistics over every generated response (before dynamic sampling) */
     long n_resp, n_correct, n_format, gen_tokens;
+    long n_masked;    /* responses whose reward was masked: not in n_correct, n_format, reward_sum */
     double reward_sum, logp_sum, ent_sum;
     int stops[4];
     int *lens, n_lens;
@@ -88,6 +91,7 @@ static void batch_alloc(RlBatch *b, int max_groups, int G, int max_prompt, int m
     b->round_keep = xcalloc((size_t)max_groups, sizeof(int));
     b->round_fam = xcalloc((size_t)max_groups, sizeof(int));
     b->round_rew = xcalloc(R, sizeof(float));
+    b->round_mask = xcalloc(R, sizeof(int));
 }
 
 static void batch_free(RlBatch *b) {
@@ -108,6 +112,7 @@ static void batch_free(RlBatch *b) {
     free(b->round_keep);
     free(b->round_fam);
     free(b->round_rew);
+    free(b->round_mask);
 }
 
 /* One generation round of n prompts x G; scores every response, appends informative groups to b. */
@@ -136,7 +141,7 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
     gs->rounds++;
     const Generator *g = &r->gen;
     float *rew = b->round_rew;
-    int *keep = b->round_keep, group_correct = 0;
+    int *keep = b->round_keep, *mask = b->round_mask, group_correct = 0;
     float *jrew = jd ? xmalloc((size_t)n * G * sizeof(float)) : NULL; /* GenRM rewards replace the rule's */
     if (jd) CHECK(rl_genrm_rewards(r, jd, probs, G, n * G, jrew, &gs->js) == 0, "genrm: %s", err_msg());
     for (int q = 0; q < n * G; q++) {
@@ -147,21 +152,26 @@ static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int
         gs->corr[gs->n_lens] = rr.correct;
         if (c->overlong) rew[q] += dapo_overlong_penalty(g->n_gen[q], budget, c->overlong_cache);
         group_correct += rr.correct;
+        mask[q] = rr.masked;
         if (q % G == G - 1) {
-            run_curriculum_record(&r->cur, &probs[q / G], b->round_fam[q / G], group_correct, G);
+            int scored = G - masked_count(mask + q + 1 - G, G);
+            if (scored > 0) run_curriculum_record(&r->cur, &probs[q / G], b->round_fam[q / G], group_correct, scored);
             group_correct = 0;
         }
         gs->n_resp++;
-        gs->n_correct += rr.correct;
-        gs->n_format += rr.format_ok;
-        gs->reward_sum += rew[q];
+        gs->n_masked += rr.masked;
+        if (!rr.masked) {
+            gs->n_correct += rr.correct;
+            gs->n_format += rr.format_ok;
+            gs->reward_sum += rew[q];
+        }
         gs->stops[g->stop[q]]++;
         gs->lens[gs->n_lens++] = g->n_gen[q];
         gs->ent_sum += g->ent_sum[q];
         for (int t = 0; t < g->n_gen[q]; t++) gs->logp_sum += g->logprobs[(size_t)q * g->max_new + t];
     }
     free(jrew);
-    dynamic_sampling_filter(rew, n, G, c->dynamic_sampling, b->max_groups - b->n_groups, keep);
+    masked_groups_filter(rew, mask, n, G, c->dynamic_sampling, b->max_groups - b->n_groups, keep);
     for (int i = 0; i < n; i++) {
         if (!keep[i]) continue;
         int k = b->n_groups++;
@@ -458,7 +468,7 @@ static int ckpt_due(const RunConfig *c, int step) {
 static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, const GenStats *gs, const RlBatch *b,
                                const LearnStats *ls, const Optimizer *opt, double lr, int budget, int *scratch,
                                const GenrmJudge *jd) {
-    double n = gs->n_resp > 0 ? (double)gs->n_resp : 1.0;
+    double n = gs->n_resp - gs->n_masked > 0 ? (double)(gs->n_resp - gs->n_masked) : 1.0; /* scored responses */
     metrics_begin(mw);
     metrics_int(mw, "step", step);
     metrics_num(mw, "reward_mean", gs->reward_sum / n);
@@ -475,6 +485,7 @@ static void write_step_metrics(MetricsWriter *mw, int step, const RunConfig *c, 
     metrics_num(mw, "entropy", gs->ent_sum / (gs->gen_tokens > 0 ? gs->gen_tokens : 1));
     metrics_int(mw, "gen_rounds", gs->rounds);
     metrics_int(mw, "groups_kept", b->n_groups);
+    metrics_int(mw, "reward_masked", (int)gs->n_masked);
     int u = ls->updates > 0 ? ls->updates : 1;
     metrics_num(mw, "loss", ls->loss / u);
     metrics_num(mw, "grad_norm", ls->grad_norm / u);
@@ -624,8 +635,8 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         metrics_num(&tw, "learner_s", t2 - t1);
         metrics_num(&tw, "step_s", t2 - t0);
         if ((err = metrics_commit(&tw))) break;
-        res->last_reward = gs.reward_sum / (gs.n_resp ? gs.n_resp : 1);
-        res->last_accuracy = (double)gs.n_correct / (gs.n_resp ? gs.n_resp : 1);
+        res->last_reward = gs.reward_sum / (gs.n_resp - gs.n_masked > 0 ? gs.n_resp - gs.n_masked : 1);
+        res->last_accuracy = (double)gs.n_correct / (gs.n_resp - gs.n_masked > 0 ? gs.n_resp - gs.n_masked : 1);
         char extra[200];
         snprintf(extra, sizeof extra, "reward %.3f acc %.3f len p50/p99 %.0f/%.0f  %.0f tok/s", res->last_reward,
                  res->last_accuracy, stats_percentile_int(gs.lens, gs.n_lens, 0.5, scratch),

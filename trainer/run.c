@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "model/chat_template.h"
+#include "trainer/code_setup.h"
 #include "trainer/model_setup.h"
 
 /* Longest prompt and SFT sequence over sampled training and held-out problems. */
@@ -40,6 +41,7 @@ int run_open(Run *r, const RunConfig *rc, const char *model_dir, int write_confi
         return err_set(ERR_CONFIG, "model.tokenizer %s names no EOS token\nHINT: put its tokenizer_config.json "
                                    "beside it, or set data.chat_template", r->rc.tokenizer);
     if ((err = problems_init(&r->ps, &r->rc))) return err;
+    if ((err = run_code_open(r))) return err;
     measure_lengths(r, &r->max_prompt, &r->max_sft);
     if ((err = run_curriculum_init(&r->cur, &r->rc, &r->ps))) return err;
     const RunConfig *c = &r->rc;
@@ -84,4 +86,5 @@ void run_close(Run *r) {
     problems_free(&r->ps);
     tokenizer_free(&r->tok);
     run_curriculum_free(&r->cur);
+    run_code_close(r);
 }

@@ -24,6 +24,7 @@ typedef struct {
     int gen_batch;    /* sequences the generator decodes together */
     int mb_seqs;      /* responses per learner mini-batch */
     struct Dist *dist; /* the ranks of a multi-rank run (trainer/dist.h); NULL for a single process */
+    struct CodeVerifier_ *code; /* code tasks: the sandboxed verifier (trainer/code_setup.h); NULL: none */
 } Run;
 
 /* `model_dir` (may be NULL) overrides model.path. Creates rc.dir and, when write_config (training

@@ -109,6 +109,10 @@ typedef struct {
     char genrm_path[512];    /* reward.genrm_path: the judge: a run dir, checkpoint dir or HF model dir */
     int genrm_swap;          /* reward.genrm_swap: judge twice, the two texts in both orders */
     int genrm_max_new;       /* reward.genrm_max_new: the judge's output budget (tokens) */
+    /* reward.code_*: code tasks in the sandbox (trainer/code_setup.h) */
+    int code_all_or_nothing; /* reward.code_all_or_nothing: 0/1 reward instead of the fraction of tests passed */
+    int code_wall_ms, code_cpu_s, code_mem_mib, code_pids, code_output_kib; /* limits of one test run */
+    char code_work_root[256]; /* reward.code_work_root: parent of the per-response folders */
 
     /* ckpt: checkpoints (trainer/train_ckpt.h) */
     int ckpt_every;          /* ckpt.every: steps between checkpoints in SFT and RL (0 = only at phase ends) */

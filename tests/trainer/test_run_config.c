@@ -88,7 +88,7 @@ static void test_schema_complete(void **state) {
         assert_true(f->help[0] != '\0');
         assert_ptr_equal(config_find(s, f->key), f);
     }
-    assert_int_equal(n, 113); /* every RunConfig field has a key */
+    assert_int_equal(n, 120); /* every RunConfig field has a key */
 }
 
 static void test_demo_yaml_loads(void **state) {
