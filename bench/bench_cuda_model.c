@@ -14,7 +14,7 @@
  *     the sampler needs today. Bound: bytes per step (FP32 weights read once, KV cache read, lightning
  *     state read + written, logits written) / the copy bandwidth measured here.
  *
- * Usage: bench_cuda_model [--json PATH] [--quick]
+ * Usage: bench_cuda_model [--json PATH] [--quick] [--config NAME]   (NAME: one of the shapes below)
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -209,10 +209,12 @@ static double decode_ms(Model *m, int B, int ctxlen, int reps) {
 
 int main(int argc, char **argv) {
     const char *json_path = NULL;
+    const char *only = NULL;
     int quick = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--json") && a + 1 < argc) json_path = argv[++a];
         else if (!strcmp(argv[a], "--quick")) quick = 1;
+        else if (!strcmp(argv[a], "--config") && a + 1 < argc) only = argv[++a];
     }
     log_set_level(LOG_WARN);
     const KernelOps *ops = kernels_cuda();
@@ -243,6 +245,7 @@ int main(int argc, char **argv) {
     printf("%-14s %-10s %6s %6s %10s %9s %8s\n", "config", "what", "T/ctx", "B", "ms", "tok/s", "MFU|bw%");
     for (int si = 0; si < nshape; si++) {
         const Shape *s = &shapes[si];
+        if (only && strcmp(only, s->name) != 0) continue;
         ModelConfig cfg;
         shape_config(s, &cfg);
         int maxN = 8192 * (si == 2 ? 1 : 4);
