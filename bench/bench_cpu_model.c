@@ -20,16 +20,7 @@
 #include "model/model_internal.h"
 #include "rollout/generate.h"
 #include "trainer/model_setup.h"
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return v[n / 2];
-}
+#include "bench/bench_util.h"
 
 /* GFLOP/s of C(M,N) = A(M,K) B(N,K)^T, median of reps. */
 static double sgemm_gflops(int M, int N, int K, int reps) {
@@ -45,7 +36,7 @@ static double sgemm_gflops(int M, int N, int K, int reps) {
     free(A);
     free(B);
     free(C);
-    return 2.0 * M * N * K / median(t, reps) / 1e9;
+    return 2.0 * M * N * K / bench_median(t, reps) / 1e9;
 }
 
 static double load_average(void) {
@@ -136,7 +127,7 @@ int main(int argc, char **argv) {
         double t2 = time_now_s();
         if (r >= 0) tf[r] = t1 - t0, tfb[r] = t2 - t0;
     }
-    double fwd_s = median(tf, 7), fb_s = median(tfb, 7);
+    double fwd_s = bench_median(tf, 7), fb_s = bench_median(tfb, 7);
     /* decode: batch 8, 16-token prompts, 128 new tokens, temperature 1 */
     enum { DB = 8, DP = 16, DN = 128 };
     Generator g;
@@ -152,7 +143,7 @@ int main(int argc, char **argv) {
         ntok = rollout_generate(&g, tok, &dpack, &gp, (uint64_t)(r + 1));
         if (r >= 0) td[r] = time_now_s() - t0;
     }
-    double dec_s = median(td, 5);
+    double dec_s = bench_median(td, 5);
     /* model FLOPs per token, forward: 2 x active matmul params + attention */
     double act = 0;
     for (int l = 0; l < c->num_hidden_layers; l++) {

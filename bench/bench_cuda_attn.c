@@ -28,6 +28,7 @@
 #include "core/rng.h"
 #include "core/version.h"
 #include "kernels/backend.h"
+#include "bench/bench_util.h"
 
 #define MAX_ROWS 64
 #define MAX_SETS 3
@@ -53,16 +54,6 @@ typedef struct {
         cudaError_t e_ = (call);                                                               \
         CHECK(e_ == cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                     \
     } while (0)
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return v[n / 2];
-}
 
 /* n uniform(-1, 1) floats on the device: a random block of up to 16M floats, repeated (the large
  * KV caches would take minutes to fill on the host). */
@@ -151,7 +142,7 @@ static double time_train(Bench *b, TrainSet *sets, int R, const SeqPack *pk, int
     }
     CU(cudaEventDestroy(e0));
     CU(cudaEventDestroy(e1));
-    return median(t, n);
+    return bench_median(t, n);
 }
 
 static void bench_train(Bench *b, int T, int NH, int KVH) {
@@ -238,7 +229,7 @@ static double time_decode(Bench *b, float **q, float **kc, float **vc, float **o
     }
     CU(cudaEventDestroy(e0));
     CU(cudaEventDestroy(e1));
-    return median(t, n);
+    return bench_median(t, n);
 }
 
 /* Decode of B sequences with `ctx` cached tokens each; with check, also against the CPU. */

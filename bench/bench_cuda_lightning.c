@@ -27,6 +27,7 @@
 #include "core/rng.h"
 #include "core/version.h"
 #include "kernels/backend.h"
+#include "bench/bench_util.h"
 
 #define N_TOK 32768
 #define N_SETS 3
@@ -47,11 +48,6 @@ typedef struct {
     int start[N_TOK / 2048 + 1];
     SeqPack pack;
 } Bufs;
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static float *d_rand(KernelCtx *g, size_t n, uint64_t stream, float lo, float hi, int silu) {
     float *h = xmalloc(n * sizeof(float));
@@ -108,8 +104,7 @@ static double time_op(KernelCtx *g, Bufs *x, const Shape *s, int bwd, int reps) 
         cudaEventElapsedTime(&t, e0, e1);
         if (r >= 0) ms[r] = t;
     }
-    qsort(ms, (size_t)reps, sizeof(double), cmp_d);
-    double med = ms[reps / 2];
+    double med = bench_median(ms, reps);
     free(ms);
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);

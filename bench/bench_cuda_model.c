@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -29,18 +28,10 @@
 #include "core/version.h"
 #include "model/decode.h"
 #include "model/model_internal.h"
+#include "bench/bench_util.h"
 
 #define CK(x) CHECK((x) == cudaSuccess, "%s failed", #x)
 #define BK(x) CHECK((x) == CUBLAS_STATUS_SUCCESS, "%s failed", #x)
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_d);
-    return v[n / 2];
-}
 
 typedef struct {
     double bf16_tflops, fp32_tflops, fast16bf_tflops, copy_tbps;
@@ -86,7 +77,7 @@ static double gemm_ms(cublasHandle_t h, cudaDataType_t t, cublasComputeType_t ct
     CK(cudaFree(A));
     CK(cudaFree(B));
     CK(cudaFree(C));
-    return median(ts, 10);
+    return bench_median(ts, 10);
 }
 
 static Ceil ceilings(void) {
@@ -117,7 +108,7 @@ static Ceil ceilings(void) {
         CK(cudaEventElapsedTime(&ms, e0, e1));
         if (r >= 0) t[r] = ms;
     }
-    c.copy_tbps = 2.0 * bytes / median(t, 10) / 1e9;
+    c.copy_tbps = 2.0 * bytes / bench_median(t, 10) / 1e9;
     CK(cudaFree(x));
     CK(cudaFree(y));
     return c;
@@ -148,12 +139,6 @@ static double flops_per_token(const Shape *s, double n_active, int T) {
     return 6 * n_active + 6.0 * Lf * s->NH * s->HS * T + 3.0 * Ll * s->NH * (4.0 * 256 * s->HS + 4.0 * s->HS * s->HS);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* B7: ms per learner step of B x T tokens */
 static double learner_ms(Model *m, int B, int T, int reps) {
     const int N = B * T, V = m->cfg.vocab_size;
@@ -171,18 +156,18 @@ static double learner_ms(Model *m, int B, int T, int reps) {
     double t[16];
     for (int r = -1; r < reps; r++) {
         ctx->ops->sync(ctx);
-        double t0 = now_s();
+        double t0 = time_now_s();
         model_forward(m, tok, tgt, &pack, logp, NULL);
         model_zero_grad(m);
         model_backward(m, dlogp, m->cfg.router_aux_loss_coef);
         ctx->ops->adamw(ctx, m->param_mem, m->grad_mem, mom, var, m->n_params, 1e-6f, 0.9f, 0.95f, 1e-15f, 0.1f, r + 2);
         ctx->ops->sync(ctx);
-        if (r >= 0) t[r] = (now_s() - t0) * 1e3;
+        if (r >= 0) t[r] = (time_now_s() - t0) * 1e3;
     }
     ctx->ops->free(ctx, mom);
     ctx->ops->free(ctx, var);
     free(tok), free(tgt), free(start), free(logp), free(dlogp);
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 /* B8: ms per decode step of B sequences at context ctxlen */
@@ -197,14 +182,14 @@ static double decode_ms(Model *m, int B, int ctxlen, int reps) {
     double t[64];
     for (int r = -1; r < reps; r++) {
         m->ctx->ops->sync(m->ctx);
-        double t0 = now_s();
+        double t0 = time_now_s();
         model_decode_step(m, &s, tok, logits);
         m->ctx->ops->sync(m->ctx);
-        if (r >= 0) t[r] = (now_s() - t0) * 1e3;
+        if (r >= 0) t[r] = (time_now_s() - t0) * 1e3;
     }
     free(tok), free(logits);
     decode_state_free(&s, m);
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 int main(int argc, char **argv) {

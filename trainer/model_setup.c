@@ -51,7 +51,7 @@ int model_setup(const RunConfig *rc, KernelCtx *ctx, Model *m, int max_tokens, i
     }
     kernel_ctx_init(ctx, ops, model_ws_bytes(&cfg, ops, max_tokens));
     ctx->gemm_bf16 = strcmp(rc->precision, "bf16") == 0 || (strcmp(rc->precision, "auto") == 0 && ops != kernels_cpu());
-    ctx->head_bf16 = 0; /* model.lm_head_dtype bf16 applies to generation only (GenParams.head_bf16) */
+    /* ctx->head_bf16 stays 0: model.lm_head_dtype bf16 applies to generation only (GenParams.head_bf16) */
     if (rc->model_path[0]) {
         rc_ = model_load_hf(m, rc->model_path, ctx, max_tokens, max_seqs);
     } else {

@@ -115,12 +115,14 @@ static void batch_free(RlBatch *b) {
     free(b->round_mask);
 }
 
-/* One generation round of n prompts x G; scores every response, appends informative groups to b. */
-static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int *ptok, int *start, GenrmJudge *jd) {
+/* One generation round of n prompts x G with output budget `budget` (the step's, from the curricula);
+ * scores every response, appends informative groups to b. */
+static void gen_round(Run *r, RlBatch *b, GenStats *gs, int step, int round, int budget, int *ptok, int *start,
+                      GenrmJudge *jd) {
     const RunConfig *c = &r->rc;
     const int G = c->group_size, n = c->prompts_per_step;
     Problem *probs = b->round_prob;
-    int *plen = b->round_plen, N = 0, budget = run_curriculum_budget(&r->cur, c);
+    int *plen = b->round_plen, N = 0;
     for (int i = 0; i < n; i++) {
         uint64_t idx = ((uint64_t)step * (c->max_gen_batches > 0 ? c->max_gen_batches : 64) + round) * n + i;
         run_curriculum_draw(&r->cur, &r->ps, step, idx, &probs[i], &b->round_fam[i]);
@@ -577,7 +579,7 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         if (dist_is_rollout(r->dist)) {
             if ((err = dist_rollout_weights(r->dist, &r->m, step))) break;
             for (int round = 0; round < max_rounds && b.n_groups < n; round++)
-                gen_round(r, &b, &gs, step, round, ptok, gstart, jd);
+                gen_round(r, &b, &gs, step, round, budget, ptok, gstart, jd);
         }
         if ((err = batch_xfer(r, &b, &gs, step))) break;
         if (!dist_is_learner(r->dist)) { /* a rollout-only rank: on to the next step */
