@@ -14,7 +14,11 @@
  *     the sampler needs today. Bound: bytes per step (FP32 weights read once, KV cache read, lightning
  *     state read + written, logits written) / the copy bandwidth measured here.
  *
- * Usage: bench_cuda_model [--json PATH] [--quick] [--config NAME]   (NAME: one of the shapes below)
+ * --profile: no timing; per config, two learner steps (one warm-up) at 2048 x 4 and at 8192 x 1 and
+ * 21 decode steps at batch 64, ctx 4096, each followed by the per-op GPU-time report of
+ * kernels/cuda/profile.cu (B9 breakdowns).
+ *
+ * Usage: bench_cuda_model [--json PATH] [--quick] [--profile] [--config NAME]   (NAME: one of the shapes below)
  */
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -26,6 +30,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/version.h"
+#include "kernels/cuda/cuda_profile.h"
 #include "model/decode.h"
 #include "model/model_internal.h"
 #include "bench/bench_util.h"
@@ -192,15 +197,33 @@ static double decode_ms(Model *m, int B, int ctxlen, int reps) {
     return bench_median(t, reps);
 }
 
+/* --profile: the per-op breakdown of a learner step and of decode steps (kernels/cuda/profile.cu) */
+static void profile_shape(Model *m, const char *name, int max_tokens) {
+    kernels_cuda_profile_report(); /* drop what model set-up recorded */
+    fprintf(stderr, "\n##### %s learner 2048 x 4: 2 steps (1 warm-up)\n", name);
+    learner_ms(m, 4, 2048, 1);
+    kernels_cuda_profile_report();
+    if (max_tokens >= 8192) {
+        fprintf(stderr, "\n##### %s learner 8192 x 1: 2 steps (1 warm-up)\n", name);
+        learner_ms(m, 1, 8192, 1);
+        kernels_cuda_profile_report();
+    }
+    fprintf(stderr, "\n##### %s decode B 64 ctx 4096: 21 steps (1 warm-up)\n", name);
+    decode_ms(m, 64, 4096, 20);
+    kernels_cuda_profile_report();
+}
+
 int main(int argc, char **argv) {
     const char *json_path = NULL;
     const char *only = NULL;
-    int quick = 0;
+    int quick = 0, profile = 0;
     for (int a = 1; a < argc; a++) {
         if (!strcmp(argv[a], "--json") && a + 1 < argc) json_path = argv[++a];
         else if (!strcmp(argv[a], "--quick")) quick = 1;
         else if (!strcmp(argv[a], "--config") && a + 1 < argc) only = argv[++a];
+        else if (!strcmp(argv[a], "--profile")) profile = 1;
     }
+    if (profile) setenv("CISPO_CUDA_PROFILE", "1", 1); /* kernels_cuda() then times every op */
     log_set_level(LOG_WARN);
     const KernelOps *ops = kernels_cuda();
     if (!ops) {
@@ -225,7 +248,7 @@ int main(int argc, char **argv) {
         {"h1536_L20_E8", 1536, 20, 24, 8, 64, 1536, 8, 2, 32000, 8},
     };
     const int train[][2] = {{2048, 4}, {8192, 1}, {32768, 1}};
-    const int nshape = quick ? 1 : 3;
+    const int nshape = quick && !only ? 1 : 3;
     int first = 1;
     printf("%-14s %-10s %6s %6s %10s %9s %8s\n", "config", "what", "T/ctx", "B", "ms", "tok/s", "MFU|bw%");
     for (int si = 0; si < nshape; si++) {
@@ -235,13 +258,24 @@ int main(int argc, char **argv) {
         shape_config(s, &cfg);
         KernelCtx ctx;
         Model m;
-        const int max_tokens = si == 2 ? 8192 : 32768; /* 32K tokens of the 1.5B do not fit beside Adam */
+        /* 32K tokens of the 1.5B do not fit beside Adam; --profile and --quick need 8K at most */
+        const int max_tokens = si == 2 || profile || quick ? 8192 : 32768;
         kernel_ctx_init(&ctx, ops, model_ws_bytes(&cfg, ops, max_tokens));
         ctx.gemm_bf16 = 1;
         CHECK(model_init(&m, &cfg, &ctx, max_tokens, 256) == 0, "%s", err_msg());
         model_init_weights(&m, 1, 0.02f);
+        size_t mem_free = 0, mem_total = 0;
+        CK(cudaMemGetInfo(&mem_free, &mem_total));
+        printf("%s: %zu parameters, %d tokens of activations; device memory %.1f of %.1f GB free\n", s->name,
+               m.n_params, max_tokens, mem_free / 1e9, mem_total / 1e9);
         double expert = (double)s->L * s->E * 3 * s->C * s->F;
         double n_active = (double)m.n_params - expert + (double)s->L * s->K * 3 * s->C * s->F - (double)s->V * s->C;
+        if (profile) {
+            profile_shape(&m, s->name, max_tokens);
+            model_free(&m);
+            kernel_ctx_free(&ctx);
+            continue;
+        }
         for (int ti = 0; ti < 3; ti++) {
             int T = train[ti][0], B = train[ti][1];
             if (si == 2 && T > 8192) continue; /* activations of 32K tokens do not fit beside 1.5B params + Adam */

@@ -194,6 +194,12 @@ typedef struct KernelOps {
     /* Sum of squares in float64 (for global gradient norms); result in host memory. */
     double (*sumsq)(KernelCtx *ctx, const float *x, size_t n);
 
+    /* ---- parameters ----
+     * The model's parameter block base(n), backend memory, registered once after it is allocated
+     * (model_init). A backend may keep derived copies of it (CUDA: the BF16 copy its BF16 GEMMs
+     * read), which it must refresh after any op writes into the block. CPU: nothing. */
+    void (*params_register)(KernelCtx *ctx, const float *base, size_t n);
+
     /* ---- backend handle ---- (may be NULL: nothing to set up) */
     /* Create ctx->impl (library handles, streams, metadata buffers); called by kernel_ctx_init
      * before the workspace is allocated. */

@@ -4,8 +4,10 @@
 # benchmarks, the anchor scripts, and the shared libraries the GPU machine lacks (everything ldd
 # names except glibc, the C++ runtime and the CUDA libraries the machine has), so that
 #   cd build-gpurun && LD_LIBRARY_PATH=$PWD/lib:/usr/local/cuda/lib64 ./test_cuda_model
-# works there (the machine has glibc, CUDA, HDF5 and its dependencies; the rest is copied). Carry the folder with the device tool (`carry: ["build-gpurun"]`); it must stay under
-# its 64 MiB limit (this script prints the size).
+# works there (the machine has glibc, CUDA, HDF5 and its dependencies; the rest is copied). The
+# folder is also packed into build-gpupack/bundle.tgz (about a third of its size): carry that with the
+# device tool (`carry: ["build-gpupack"]`, the tree and carried paths must stay under 64 MiB) and run
+# `tar -xzf build-gpupack/bundle.tgz` there first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-build-gpurun}
@@ -26,6 +28,9 @@ keep='^(libcmocka|libcudart|libevent_core|libevent_pthreads|libgfortran|libhwloc
 for b in "${bins[@]}"; do ldd "$b"; done | awk '/=> \//{print $1, $3}' | sort -u | while read -r name path; do
   if [[ "$name" =~ $keep ]]; then cp -L "$path" "$OUT/lib/"; fi
 done
-cp ../shared/anchors/*.py "$OUT/anchors/" 2>/dev/null || true
+cp ../shared/anchors/*.py bench/gpu/*.py "$OUT/anchors/" 2>/dev/null || true
 cp -r configs "$OUT/configs"
 du -sh "$OUT"
+mkdir -p build-gpupack
+tar -czf build-gpupack/bundle.tgz "$OUT"
+du -sh build-gpupack/bundle.tgz

@@ -4,10 +4,10 @@
 # anchors of ../shared/anchors, and a CUDA demo run, each under its own time limit, in priority order.
 # Everything goes to stdout and to $OUT/log.txt; benchmarks write JSON into $OUT.
 #   usage (on the GPU machine): tools/gpu_check.sh [BUNDLE] [STEPS]   STEPS: comma list of
-#   tests,bench,lightning,attn,anchor_lin,anchor_hf,demo (default: all)
+#   tests,bench,ops,profile,lightning,attn,anchor_lin,anchor_hf,demo (default: all but profile)
 set -u
 B=$(cd "${1:-build-gpurun}" && pwd)
-STEPS=${2:-tests,bench,lightning,attn,anchor_lin,demo,anchor_hf}
+STEPS=${2:-tests,bench,ops,lightning,attn,anchor_lin,demo,anchor_hf}
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
@@ -30,7 +30,16 @@ BW=${BW:-4.3e12}
 PEAK=${PEAK:-790e12}
 if has lightning; then step bench_cuda_lightning; timeout 120 ./bench_cuda_lightning "$OUT/bench_lightning.json" --bw "$BW" --peak "$PEAK"; fi
 if has attn; then step bench_cuda_attn; timeout 150 ./bench_cuda_attn --json "$OUT/bench_attn.json" --bw "$BW" --peak "$PEAK"; fi
-if has bench; then step bench_cuda_model; timeout 200 ./bench_cuda_model --json "$OUT/bench_model.json"; fi
+if has ops; then
+  step bench_cuda_ops; timeout 150 ./bench_cuda_ops --json "$OUT/bench_ops.json"
+  step ops_torch; (cd anchors && OUT=$OUT timeout 200 python ops_torch.py 2>&1 | tail -40)
+fi
+if has profile; then step bench_cuda_model_profile; timeout 300 ./bench_cuda_model --profile --config "${PROFILE_CONFIG:-h1024_L16_E8}" 2>&1 | tail -130; fi
+if has bench; then # one process per config: a shape that runs out of memory does not take the others with it
+  for cfg in h768_L12_E8 h1024_L16_E8 h1536_L20_E8; do
+    step "bench_cuda_model $cfg"; timeout 200 ./bench_cuda_model --config $cfg --json "$OUT/bench_model_$cfg.json"
+  done
+fi
 if has anchor_lin; then step anchor_lightning; (cd anchors && OUT=$OUT timeout 150 python lightning_torch.py 2>&1 | tail -12); fi
 if has demo; then
   step demo_cuda

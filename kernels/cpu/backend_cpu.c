@@ -58,6 +58,7 @@ static const KernelOps cpu_ops = {
 
     .adamw = adamw_cpu,
     .sumsq = sumsq_cpu,
+    .params_register = params_register_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

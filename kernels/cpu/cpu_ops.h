@@ -50,5 +50,6 @@ void lm_head_backward_cpu(KernelCtx *ctx, float *dh, float *dW, const float *dlo
 size_t lm_head_ws_bytes_cpu(int N, int C, int V);
 void adamw_cpu(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 double sumsq_cpu(KernelCtx *ctx, const float *x, size_t n);
+void params_register_cpu(KernelCtx *ctx, const float *base, size_t n);
 
 #endif

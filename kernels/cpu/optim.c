@@ -39,3 +39,9 @@ double sumsq_cpu(KernelCtx *ctx, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
     return s;
 }
+
+/* The CPU keeps no derived copies of the parameters (FP32 throughout). */
+void params_register_cpu(KernelCtx *ctx, const float *base, size_t n) {
+    (void)ctx;
+    CHECK(base != NULL && n > 0, "params_register: empty block");
+}

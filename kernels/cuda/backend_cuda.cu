@@ -4,9 +4,11 @@
  * sums in float64), so it matches the CPU reference (kernels/cpu/) to about 1e-6 relative; except
  * lightning forward/backward, chunked on TF32 tensor cores (~1e-3; lightning_chunk.cu). The ops
  * live in the other files of kernels/cuda/ (declared in cuda_ops.h); this file only wires them up.
- * kernels_cuda() returns NULL when no device is visible, so callers can fall back to the CPU.
+ * kernels_cuda() returns NULL when no device is visible, so callers can fall back to the CPU; with
+ * CISPO_CUDA_PROFILE set it returns the table with every op timed (profile.cu).
  */
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_profile.h"
 
 static const KernelOps cuda_ops = {
     .name = "cuda",
@@ -63,6 +65,7 @@ static const KernelOps cuda_ops = {
 
     .adamw = adamw_cuda,
     .sumsq = sumsq_cuda,
+    .params_register = params_register_cuda,
 
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,
@@ -75,5 +78,6 @@ const KernelOps *kernels_cuda(void) {
         (void)cudaGetLastError(); /* clear the error so later runtime calls do not see it */
         return NULL;
     }
+    if (getenv("CISPO_CUDA_PROFILE") != NULL) return kernels_cuda_profiled(&cuda_ops); /* profile.cu */
     return &cuda_ops;
 }

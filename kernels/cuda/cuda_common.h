@@ -72,7 +72,7 @@ extern "C" {
 
 /* One GEMM shape as gemm.cu caches it (ints only: hashed and compared as bytes). */
 typedef struct {
-    int ta, tb, m, n, k, lda, ldb, ldc, bf16;
+    int ta, tb, m, n, k, lda, ldb, ldc, prec; /* prec: GEMM_FP32 | GEMM_BF16 | GEMM_TF32 (cuda_ops.h) */
     int align_a, align_b, align_c; /* byte alignment of the pointers (4, 8 or 16) */
 } GemmKey;
 
@@ -98,6 +98,15 @@ typedef struct {
     double *h_partial;   /* (CUDA_MAX_PARTIALS) pinned host copy */
     int *h_topk;         /* (CUDA_MAX_SORT_SLOTS) pinned host staging for moe_sort */
     int smem_optin;      /* largest dynamic shared memory a block may opt in to (bytes) */
+    /* BF16 GEMM operands (gemm.cu): the registered parameter block (params_register) and its BF16
+     * copy, refreshed before a BF16 GEMM reads it after any op wrote into the block; and two
+     * growable scratch buffers for other operands converted per call. */
+    const float *param_base;      /* (param_n) device, or NULL */
+    size_t param_n;
+    unsigned short *param_bf16;   /* (param_n) device */
+    int param_dirty;              /* the block changed since param_bf16 was written */
+    void *cvt[2];                 /* scratch for converted operands A, B */
+    size_t cvt_bytes[2];
 } CudaImpl;
 
 /* A SeqPack uploaded to the impl's scratch. */

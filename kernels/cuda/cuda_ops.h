@@ -18,9 +18,21 @@ void copy_d2d_cuda(KernelCtx *ctx, void *dst, const void *src, size_t bytes);
 void zero_cuda(KernelCtx *ctx, void *p, size_t bytes);
 void sync_cuda(KernelCtx *ctx);
 void gemm_cuda(KernelCtx *ctx, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* gemm with the precision given (0 FP32, 1 BF16 inputs) instead of ctx->gemm_bf16 */
-void gemm_cuda_prec(KernelCtx *ctx, int bf16, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Precisions of gemm_cuda_prec: FP32 (CUDA cores, the reference); BF16 operands with FP32
+ * accumulation (tensor cores; parameters read from the BF16 copy of the registered block, other
+ * operands converted per call); TF32 (FP32 operands rounded to TF32 by cuBLAS: the parts of
+ * lm_head.cu's 3xTF32 products). */
+enum { GEMM_FP32 = 0, GEMM_BF16 = 1, GEMM_TF32 = 2 };
+/* gemm with the precision given instead of ctx->gemm_bf16 */
+void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 void gemm_cuda_plans_free(CudaImpl *im);
+/* The parameter block whose BF16 copy BF16 GEMMs read (KernelOps.params_register). */
+void params_register_cuda(KernelCtx *ctx, const float *base, size_t n);
+/* Mark the BF16 copy stale when [dst, dst + bytes) overlaps the registered block; every CUDA code
+ * path that writes parameters calls it (memory ops, adamw). ctx may be NULL (no-op). */
+void cuda_params_touched(KernelCtx *ctx, const void *dst, size_t bytes);
+/* Free the BF16 copy and the conversion scratch (impl_free). */
+void gemm_cuda_bf16_free(CudaImpl *im);
 void axpby_cuda(KernelCtx *ctx, float *y, float a, const float *x, float b, size_t n);
 void scale_cuda(KernelCtx *ctx, float *y, const float *x, float s, size_t n);
 void silu_forward_cuda(KernelCtx *ctx, float *out, const float *x, size_t n);

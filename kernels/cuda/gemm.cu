@@ -9,27 +9,43 @@
  * The stride requirements are the CPU backend's (and cuBLAS's): lda >= (transA ? M : K),
  * ldb >= (transB ? K : N), ldc >= N. With beta = 0, C is not read.
  *
- * Precision (kernels/backend.h): ctx->gemm_bf16 = 0 is CUBLAS_COMPUTE_32F (true FP32 on CUDA
- * cores, no TF32: the CPU reference's rounding up to summation order); 1 is
- * CUBLAS_COMPUTE_32F_FAST_16BF on the same FP32 matrices: cuBLAS rounds A and B to BF16 and
- * accumulates in FP32 on the tensor cores. gemm_cuda_prec lets an op pin the precision (the LM
- * head and the router always run in FP32).
+ * Precision (kernels/backend.h, cuda_ops.h): ctx->gemm_bf16 = 0 is GEMM_FP32, CUBLAS_COMPUTE_32F
+ * (true FP32 on CUDA cores, no TF32: the CPU reference's rounding up to summation order); 1 is
+ * GEMM_BF16: A and B rounded to BF16 (nearest even), FP32 accumulation and output on the tensor
+ * cores (CUBLAS_COMPUTE_32F with BF16 A/B layouts). The BF16 operands come from
+ *   - the BF16 copy of the registered parameter block (params_register) when the operand lies in
+ *     it: written once after the block changes (cuda_params_touched marks it stale; the next BF16
+ *     GEMM that reads a parameter converts the whole block), so weights are not converted per call;
+ *   - otherwise a per-call conversion into a growable scratch buffer of the handle (the span the
+ *     strided operand covers, same leading dimension).
+ * Feeding cuBLASLt FP32 operands with CUBLAS_COMPUTE_32F_FAST_16BF instead ran at half the BF16
+ * rate on an H100 (docs/perf-notes.md); CISPO_CUDA_FAST16BF=1 (read at every call) still selects it.
+ * GEMM_TF32 (CUBLAS_COMPUTE_32F_FAST_TF32 on FP32 operands) is the building block of the LM head's
+ * 3xTF32 products (lm_head.cu). gemm_cuda_prec lets an op pin the precision (the LM head and the
+ * router never run in BF16).
  *
  * cuBLASLt needs a matmul descriptor, three layouts and an algorithm per shape; the heuristic query
  * costs tens of microseconds, so plans are cached in the handle by (shape, strides, transposes,
  * precision, pointer alignment), a small open-addressed table that is never evicted (a model has a
- * few dozen shapes). A shape the heuristic has no algorithm for falls back to cublasGemmEx with the
- * same compute type.
+ * few dozen shapes; MoE expert GEMMs add one per distinct token count, and a full table falls back
+ * to cublasGemmEx). A shape the heuristic has no algorithm for falls back to cublasGemmEx with the
+ * same compute type and operand types.
  */
 #include "kernels/cuda/cuda_ops.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Largest power of two (<= 16) dividing the address: cuBLASLt's alignment preference. */
+/* precision of the plan: GEMM_BF16 with CISPO_CUDA_FAST16BF=1 is FP32 operands + FAST_16BF */
+enum { PREC_FAST16BF = 3 };
+
+/* Largest power of two (<= 16) dividing the address: cuBLASLt's alignment preference (2 for a BF16
+ * operand at an odd element offset). */
 static int ptr_align(const void *p) {
     uintptr_t a = (uintptr_t)p;
     int al = 16;
-    while (al > 4 && (a % (uintptr_t)al) != 0) al /= 2;
+    while (al > 1 && (a % (uintptr_t)al) != 0) al /= 2;
     return al;
 }
 
@@ -40,20 +56,25 @@ static unsigned plan_hash(const GemmKey *k) {
     return h;
 }
 
-static cublasComputeType_t compute_type(int bf16) {
-    return bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+static cublasComputeType_t compute_type(int prec) {
+    return prec == PREC_FAST16BF ? CUBLAS_COMPUTE_32F_FAST_16BF
+           : prec == GEMM_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                 : CUBLAS_COMPUTE_32F;
 }
+
+static cudaDataType_t operand_type(int prec) { return prec == GEMM_BF16 ? CUDA_R_16BF : CUDA_R_32F; }
 
 /* Build the descriptor, layouts and algorithm of one plan; valid = 0 when the heuristic has none. */
 static void plan_build(CudaImpl *im, GemmPlan *p) {
     const GemmKey *k = &p->key;
     cublasOperation_t opA = k->ta ? CUBLAS_OP_T : CUBLAS_OP_N, opB = k->tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, compute_type(k->bf16), CUDA_R_32F));
+    const cudaDataType_t ot = operand_type(k->prec);
+    CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, compute_type(k->prec), CUDA_R_32F));
     /* column-major product C^T(N,M) = op(B)^T(N,K) op(A)^T(K,M): "A" of cuBLAS is our B */
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, CUDA_R_32F, k->tb ? k->k : k->n, k->tb ? k->n : k->k, k->ldb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, CUDA_R_32F, k->ta ? k->k : k->m, k->ta ? k->m : k->k, k->lda));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, ot, k->tb ? k->k : k->n, k->tb ? k->n : k->k, k->ldb));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, ot, k->ta ? k->k : k->m, k->ta ? k->m : k->k, k->lda));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, k->n, k->m, k->ldc));
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -88,36 +109,120 @@ static GemmPlan *plan_get(CudaImpl *im, const GemmKey *key) {
     return NULL; /* table full: the caller uses cublasGemmEx */
 }
 
-void gemm_cuda_prec(KernelCtx *ctx, int bf16, int transA, int transB, int M, int N, int K, float alpha,
+/* FP32 -> BF16, nearest even (NaN stays NaN, Inf stays Inf) */
+static __device__ __forceinline__ unsigned short f32_to_bf16(float x) {
+    unsigned u = __float_as_uint(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u); /* quiet NaN */
+    return (unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static __global__ void to_bf16_kernel(unsigned short *dst, const float *src, size_t n) {
+    GRID_STRIDE_LOOP(i, n) dst[i] = f32_to_bf16(src[i]);
+}
+
+void params_register_cuda(KernelCtx *ctx, const float *base, size_t n) {
+    CudaImpl *im = cuda_impl(ctx);
+    CHECK(base != NULL && n > 0, "params_register: empty block");
+    if (im->param_bf16 != NULL && im->param_n != n) {
+        CUDA_CHECK(cudaFree(im->param_bf16));
+        im->param_bf16 = NULL;
+    }
+    im->param_base = base;
+    im->param_n = n;
+    im->param_dirty = 1;
+    if (im->param_bf16 == NULL) { /* now, so that a model that does not fit fails at set-up */
+        cudaError_t err = cudaMalloc((void **)&im->param_bf16, n * 2);
+        CHECK(err == cudaSuccess, "params_register: no room for the BF16 copy of %zu parameters (%.2f GB): %s", n,
+              n * 2e-9, cudaGetErrorString(err));
+    }
+}
+
+void cuda_params_touched(KernelCtx *ctx, const void *dst, size_t bytes) {
+    if (ctx == NULL || ctx->impl == NULL || dst == NULL) return;
+    CudaImpl *im = (CudaImpl *)ctx->impl;
+    if (im->param_base == NULL) return;
+    const char *b = (const char *)im->param_base, *e = b + im->param_n * sizeof(float), *d = (const char *)dst;
+    if (d < e && d + bytes > b) im->param_dirty = 1;
+}
+
+void gemm_cuda_bf16_free(CudaImpl *im) {
+    if (im->param_bf16) CUDA_CHECK(cudaFree(im->param_bf16));
+    for (int i = 0; i < 2; i++)
+        if (im->cvt[i]) CUDA_CHECK(cudaFree(im->cvt[i]));
+    im->param_bf16 = NULL;
+    im->cvt[0] = im->cvt[1] = NULL;
+    im->cvt_bytes[0] = im->cvt_bytes[1] = 0;
+}
+
+/* The BF16 operand for the FP32 matrix X covering `span` elements: its place in the parameter
+ * block's BF16 copy (refreshed first when stale), or a conversion into scratch buffer `slot`. */
+static const void *bf16_operand(CudaImpl *im, const float *X, size_t span, int slot) {
+    if (im->param_base != NULL && X >= im->param_base && X + span <= im->param_base + im->param_n) {
+        if (im->param_dirty) {
+            to_bf16_kernel<<<cuda_grid(im->param_n), CUDA_THREADS, 0, im->stream>>>(im->param_bf16, im->param_base,
+                                                                                    im->param_n);
+            CUDA_LAUNCH_CHECK();
+            im->param_dirty = 0;
+        }
+        return im->param_bf16 + (X - im->param_base);
+    }
+    size_t bytes = span * 2;
+    if (im->cvt_bytes[slot] < bytes) { /* grows to the largest operand, then stays (cudaFree syncs) */
+        if (im->cvt[slot]) CUDA_CHECK(cudaFree(im->cvt[slot]));
+        size_t cap = bytes + bytes / 4;
+        CUDA_CHECK(cudaMalloc(&im->cvt[slot], cap));
+        im->cvt_bytes[slot] = cap;
+    }
+    to_bf16_kernel<<<cuda_grid(span), CUDA_THREADS, 0, im->stream>>>((unsigned short *)im->cvt[slot], X, span);
+    CUDA_LAUNCH_CHECK();
+    return im->cvt[slot];
+}
+
+void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     CHECK(M > 0 && N > 0 && K > 0, "gemm sizes M=%d N=%d K=%d must be positive", M, N, K);
     CHECK(A != NULL && B != NULL && C != NULL, "gemm with a NULL matrix");
     CHECK(lda >= (transA ? M : K), "gemm lda=%d too small (transA=%d, M=%d, K=%d)", lda, transA, M, K);
     CHECK(ldb >= (transB ? K : N), "gemm ldb=%d too small (transB=%d, K=%d, N=%d)", ldb, transB, K, N);
     CHECK(ldc >= N, "gemm ldc=%d < N=%d", ldc, N);
+    CHECK(prec == GEMM_FP32 || prec == GEMM_BF16 || prec == GEMM_TF32, "gemm precision %d unknown", prec);
     CudaImpl *im = cuda_impl(ctx);
+    const void *a = A, *b = B;
+    if (prec == GEMM_BF16) {
+        const char *e = getenv("CISPO_CUDA_FAST16BF");
+        if (e != NULL && e[0] == '1') {
+            prec = PREC_FAST16BF;
+        } else { /* rows x ld elements, the last row only up to its used columns */
+            size_t ra = transA ? (size_t)K : (size_t)M, ca = transA ? (size_t)M : (size_t)K;
+            size_t rb = transB ? (size_t)N : (size_t)K, cb = transB ? (size_t)K : (size_t)N;
+            a = bf16_operand(im, A, (ra - 1) * (size_t)lda + ca, 0);
+            b = bf16_operand(im, B, (rb - 1) * (size_t)ldb + cb, 1);
+        }
+    }
     GemmKey key;
     memset(&key, 0, sizeof(key));
     key.ta = transA != 0;
     key.tb = transB != 0;
     key.m = M, key.n = N, key.k = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
-    key.bf16 = bf16 != 0;
-    key.align_a = ptr_align(A), key.align_b = ptr_align(B), key.align_c = ptr_align(C);
+    key.prec = prec;
+    key.align_a = ptr_align(a), key.align_b = ptr_align(b), key.align_c = ptr_align(C);
     GemmPlan *p = plan_get(im, &key);
     if (p != NULL && p->valid) {
-        CUBLAS_CHECK(cublasLtMatmul(im->lt, p->desc, &alpha, B, p->lb, A, p->la, &beta, C, p->lc, C, p->lc, &p->algo,
+        CUBLAS_CHECK(cublasLtMatmul(im->lt, p->desc, &alpha, b, p->lb, a, p->la, &beta, C, p->lc, C, p->lc, &p->algo,
                                     im->lt_ws, CUDA_LT_WORKSPACE, im->stream));
         return;
     }
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasGemmEx(im->blas, opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C,
-                              CUDA_R_32F, ldc, compute_type(bf16), CUBLAS_GEMM_DEFAULT));
+    const cudaDataType_t ot = operand_type(prec);
+    CUBLAS_CHECK(cublasGemmEx(im->blas, opB, opA, N, M, K, &alpha, b, ot, ldb, a, ot, lda, &beta, C, CUDA_R_32F, ldc,
+                              compute_type(prec), CUBLAS_GEMM_DEFAULT));
 }
 
 void gemm_cuda(KernelCtx *ctx, int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc) {
-    gemm_cuda_prec(ctx, ctx != NULL && ctx->gemm_bf16, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_cuda_prec(ctx, ctx != NULL && ctx->gemm_bf16 ? GEMM_BF16 : GEMM_FP32, transA, transB, M, N, K, alpha, A, lda,
+                   B, ldb, beta, C, ldc);
 }
 
 /* Free every cached plan (impl_free). */

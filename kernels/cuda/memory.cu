@@ -7,7 +7,8 @@
  * Metadata in host memory (SeqPack start/pos0 and the like) goes through cudaMemcpyAsync into
  * fixed-capacity device scratch in the handle: from pageable memory the call returns once the
  * source is staged, and the stream order keeps a later upload from overwriting what a queued kernel
- * still reads.
+ * still reads. copy_h2d, copy_d2d and zero into the registered parameter block mark its BF16 copy
+ * stale (gemm.cu).
  */
 #include "kernels/cuda/cuda_ops.h"
 
@@ -45,6 +46,7 @@ void impl_free_cuda(KernelCtx *ctx) {
     CUDA_CHECK(cudaStreamSynchronize(im->stream));
     CUBLAS_CHECK(cublasDestroy(im->blas));
     gemm_cuda_plans_free(im);
+    gemm_cuda_bf16_free(im);
     free(im->plans);
     CUBLAS_CHECK(cublasLtDestroy(im->lt));
     CUDA_CHECK(cudaFree(im->lt_ws));
@@ -109,6 +111,7 @@ void free_cuda(KernelCtx *ctx, void *p) {
 void copy_h2d_cuda(KernelCtx *ctx, void *dst, const void *src_host, size_t bytes) {
     if (bytes == 0) return;
     CHECK(dst != NULL && src_host != NULL, "copy of %zu bytes with a NULL pointer", bytes);
+    cuda_params_touched(ctx, dst, bytes);
     CUDA_CHECK(cudaMemcpy(dst, src_host, bytes, cudaMemcpyHostToDevice));
 }
 
@@ -124,12 +127,14 @@ void copy_d2d_cuda(KernelCtx *ctx, void *dst, const void *src, size_t bytes) {
     CHECK(dst != NULL && src != NULL, "copy of %zu bytes with a NULL pointer", bytes);
     const char *d = (const char *)dst, *s = (const char *)src;
     CHECK(d + bytes <= s || s + bytes <= d, "copy_d2d of %zu bytes between overlapping ranges", bytes);
+    cuda_params_touched(ctx, dst, bytes);
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_stream(ctx)));
 }
 
 void zero_cuda(KernelCtx *ctx, void *p, size_t bytes) {
     if (bytes == 0) return;
     CHECK(p != NULL, "zero of %zu bytes at NULL", bytes);
+    cuda_params_touched(ctx, p, bytes);
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx_stream(ctx)));
 }
 

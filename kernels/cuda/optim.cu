@@ -40,6 +40,7 @@ void adamw_cuda(KernelCtx *ctx, float *p, const float *g, float *m, float *v, si
     CHECK(b1 >= 0.0f && b1 < 1.0f && b2 >= 0.0f && b2 < 1.0f, "adamw betas (%g, %g) must lie in [0, 1)", (double)b1,
           (double)b2);
     double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
+    cuda_params_touched(ctx, p, n * sizeof(float)); /* the parameters' BF16 copy is stale (gemm.cu) */
     LAUNCH_1D(ctx, adamw_kernel, n, p, g, m, v, n, (double)lr, (double)b1, (double)b2, (double)eps, (double)wd, bc1,
               bc2);
 }

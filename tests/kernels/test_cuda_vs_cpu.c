@@ -195,7 +195,7 @@ static void test_table_complete(void **state) {
         (const void *)g->moe_permute_forward, (const void *)g->moe_permute_backward,
         (const void *)g->moe_combine_forward, (const void *)g->moe_combine_backward,
         (const void *)g->lm_head_forward, (const void *)g->lm_head_backward, (const void *)g->lm_head_ws_bytes,
-        (const void *)g->adamw, (const void *)g->sumsq, (const void *)g->impl_init, (const void *)g->impl_free,
+        (const void *)g->adamw, (const void *)g->sumsq, (const void *)g->params_register, (const void *)g->impl_init, (const void *)g->impl_free,
     };
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) assert_non_null(members[i]);
 }
@@ -687,8 +687,10 @@ static void test_optim(void **state) {
 int main(void) {
     int skip = gpu_skip_status("test_cuda_vs_cpu");
     if (skip >= 0) return skip;
-    /* FP32 tolerances: pin the exact naive lightning kernels (the TF32 chunked ones: test_cuda_lightning) */
+    /* FP32 tolerances: pin the exact naive lightning kernels (the TF32 chunked ones: test_cuda_lightning)
+     * and the LM head's SGEMMs (its 3xTF32 products: test_cuda_precision) */
     setenv("CISPO_CUDA_NAIVE_LIGHTNING", "1", 1);
+    setenv("CISPO_CUDA_HEAD_SGEMM", "1", 1);
     printf("  %-44s %11s  %8s\n", "op", "rel err", "tol");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_complete), cmocka_unit_test(test_memory),
