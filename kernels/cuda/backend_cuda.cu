@@ -64,6 +64,10 @@ static const KernelOps cuda_ops = {
     .adamw = adamw_cuda,
     .sumsq = sumsq_cuda,
 
+    .adamw_fused = adamw_fused_cuda,
+    .add_rmsnorm_forward = add_rmsnorm_forward_cuda,
+    .add_rmsnorm_backward = add_rmsnorm_backward_cuda,
+
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,
 };
