@@ -37,6 +37,16 @@ typedef struct {
     const int *pos0;  /* (B) position of each sequence's first token, or NULL */
 } SeqPack;
 
+/* One tensor of a contiguous parameter block, for adamw_fused: floats [offset, offset + numel) of the
+ * block (parameters, gradients and both moments share the layout; the gaps between tensors are
+ * padding, never read). decay: 1 when weight decay applies. 24 bytes, the same on host and device. */
+typedef struct {
+    size_t offset; /* in floats */
+    size_t numel;
+    int decay;
+    int pad_;
+} OptTensor;
+
 typedef struct KernelCtx {
     const struct KernelOps *ops;
     void *ws;        /* workspace (backend memory space) */
@@ -199,6 +209,32 @@ typedef struct KernelOps {
      * (model_init). A backend may keep derived copies of it (CUDA: the BF16 copy its BF16 GEMMs
      * read), which it must refresh after any op writes into the block. CPU: nothing. */
     void (*params_register)(KernelCtx *ctx, const float *base, size_t n);
+
+    /* ---- fused ops (kernels/cpu/fused.c, kernels/cuda/fused.cu) ---- */
+    /* The whole optimizer step over one parameter block, without a host round trip per tensor:
+     *   norm = sqrt(sum over the table's tensors of sum(g^2)) (float64; padding excluded), written to
+     *   norm_out[0] (backend memory; the caller reads it back once);
+     *   a non-finite norm: nothing else is written (the step is skipped);
+     *   clip > 0 and norm > clip: g is scaled in place by (float)(clip / norm) (as the `scale` op);
+     *   then `adamw` on every tensor at step t, weight decay wd where table[i].decay, else 0.
+     * p, g, m, v: the blocks (floats); table(n_tensors) in backend memory (upload it once).
+     * CPU: exactly optimizer.c's former sequence (per-tensor sumsq summed in table order, scale,
+     * adamw), so CPU results are unchanged. CUDA: a deterministic two-stage float64 reduction (fixed
+     * grid, fixed order; no float atomics), so the norm differs from the CPU's in the last bits. */
+    void (*adamw_fused)(KernelCtx *ctx, float *p, float *g, float *m, float *v, const OptTensor *table,
+                        int n_tensors, double *norm_out, double clip, float lr, float b1, float b2, float eps,
+                        float wd, int t);
+    /* Residual add + RMSNorm: xo(N,C) = a*x + b*y (per element, FP32: (a*x) + (b*y)), then
+     * out(N,C), rstd(N) = rmsnorm_forward(xo, w, eps). xo may alias x or y. Same bits as `scale`,
+     * `axpby` and `rmsnorm_forward` in sequence on the CPU. */
+    void (*add_rmsnorm_forward)(KernelCtx *ctx, float *xo, float *out, float *rstd, const float *x, float a,
+                                const float *y, float b, const float *w, int N, int C, float eps);
+    /* Its backward, for the gradient that reaches xo. dxo(N,C) is IN PLACE: on entry the gradient
+     * arriving at xo from its other uses; on exit the total dL/dxo = entry + rmsnorm's dx from
+     * dout(N,C). dy(N,C) (may be NULL) is WRITTEN (not accumulated): b * dL/dxo, the gradient of y.
+     * dw(C) accumulates. (The gradient of x is a * dL/dxo: the caller forms it where needed.) */
+    void (*add_rmsnorm_backward)(KernelCtx *ctx, float *dxo, float *dy, float *dw, const float *dout,
+                                 const float *xo, const float *w, const float *rstd, float b, int N, int C);
 
     /* ---- backend handle ---- (may be NULL: nothing to set up) */
     /* Create ctx->impl (library handles, streams, metadata buffers); called by kernel_ctx_init

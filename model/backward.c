@@ -1,7 +1,11 @@
 /* model/backward.c: the backward pass of model_forward, layer by layer in reverse, as KernelOps
  * calls. Every gradient buffer is zeroed before an op accumulates into it (backend.h convention).
  * d_x carries dL/dx between layers; d_n collects the gradient of a normalised tensor from both
- * of its uses (the branch, and for MiniMax the alpha-scaled residual).
+ * of its uses (the branch, and for MiniMax the alpha-scaled residual). Each RMSNorm that follows a
+ * residual add is undone by add_rmsnorm_backward, which also writes the branch gradient d_br of that
+ * add: for a layer's input norm (and the final norm) that is the previous layer's MLP branch, so a
+ * layer starts with d_br = m_beta * d_x already formed. Pre-norm models keep dL/dxm in d_x itself.
+ * On the CPU these are the same float operations as rmsnorm_backward + scale (bit-identical).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -115,7 +119,8 @@ static void attn_full_backward(Model *m, LayerActs *la, const LayerParams *lp, c
     model_linear_backward(m, a->d_n, lg->wv, lg->bv, a->d_v, la->n1, lp->wv, N, C, KA);
 }
 
-/* On entry d_x = dL/d(layer output); on exit d_x = dL/d(layer input). */
+/* On entry d_x = dL/d(layer output) and d_br = m_beta * d_x; on exit d_x = dL/d(layer input) and
+ * d_br = the previous layer's m_beta * d_x (layer 0: d_br unspecified). */
 static void layer_backward(Model *m, int l, int N, const ParamPtrs *p, const ParamPtrs *g, float daux) {
     KernelCtx *ctx = m->ctx;
     const KernelOps *ops = ctx->ops;
@@ -129,24 +134,20 @@ static void layer_backward(Model *m, int l, int N, const ParamPtrs *p, const Par
     float aa, ab, ma, mb;
     model_layer_factors(c, l, &aa, &ab, &ma, &mb);
 
-    /* x_out = ma * R2 + mb * MLP(n2) */
+    /* x_out = ma * R2 + mb * MLP(n2); d_br = mb * d_x on entry */
     ZERO(a->d_n, NC);
-    ops->scale(ctx, a->d_br, a->d_x, mb, NC);
     if (model_is_moe(c))
         mlp_moe_backward(m, la, lp, lg, N, daux);
     else
         mlp_dense_backward(m, la, lp, lg, N);
+    float *d_xm = mm ? a->d_xm : a->d_x; /* dL/dxm; pre-norm: the residual passes d_x through (ma = 1) */
     if (mm) {
         ops->axpby(ctx, a->d_n, ma, a->d_x, 1.0f, NC);
         ZERO(a->d_xm, NC);
-    } else {
-        ops->copy_d2d(ctx, a->d_xm, a->d_x, NC * sizeof(float));
     }
-    ops->rmsnorm_backward(ctx, a->d_xm, lg->w_post, a->d_n, la->xm, lp->w_post, la->rstd2, N, C);
-
-    /* xm = aa * R1 + ab * Attn(n1) */
+    /* xm = aa * R1 + ab * Attn(n1): dL/dxm and d_br = ab * dL/dxm */
+    ops->add_rmsnorm_backward(ctx, d_xm, a->d_br, lg->w_post, a->d_n, la->xm, lp->w_post, la->rstd2, ab, N, C);
     ZERO(a->d_n, NC);
-    ops->scale(ctx, a->d_br, a->d_xm, ab, NC);
     if (model_is_linear(c, l))
         attn_linear_backward(m, l, la, lp, lg, N);
     else
@@ -154,10 +155,15 @@ static void layer_backward(Model *m, int l, int N, const ParamPtrs *p, const Par
     if (mm) {
         ops->axpby(ctx, a->d_n, aa, a->d_xm, 1.0f, NC);
         ZERO(a->d_x, NC);
-    } else {
-        ops->copy_d2d(ctx, a->d_x, a->d_xm, NC * sizeof(float));
     }
-    ops->rmsnorm_backward(ctx, a->d_x, lg->w_in, a->d_n, la->x, lp->w_in, la->rstd1, N, C);
+    /* the layer input x = the previous layer's ma * R2 + mb * MLP: its d_br = mb' * dL/dx */
+    if (l > 0) {
+        float pa, pb, pma, pmb;
+        model_layer_factors(c, l - 1, &pa, &pb, &pma, &pmb);
+        ops->add_rmsnorm_backward(ctx, a->d_x, a->d_br, lg->w_in, a->d_n, la->x, lp->w_in, la->rstd1, pmb, N, C);
+    } else {
+        ops->rmsnorm_backward(ctx, a->d_x, lg->w_in, a->d_n, la->x, lp->w_in, la->rstd1, N, C);
+    }
 }
 
 void model_backward(Model *m, const float *dlogp, float daux) {
@@ -172,7 +178,10 @@ void model_backward(Model *m, const float *dlogp, float daux) {
     ZERO(a->d_n, (size_t)N * C);
     ops->lm_head_backward(ctx, a->d_n, g->lm_head, a->d_logp, NULL, a->nf, p->lm_head, a->targets, a->lse, N, C, V);
     ZERO(a->d_x, (size_t)N * C);
-    ops->rmsnorm_backward(ctx, a->d_x, g->w_final, a->d_n, a->x_final, p->w_final, a->rstd_f, N, C);
+    float la_, lb_, lma, lmb; /* the last layer's factors: its MLP branch gradient is mb * d_x */
+    model_layer_factors(c, c->num_hidden_layers - 1, &la_, &lb_, &lma, &lmb);
+    ops->add_rmsnorm_backward(ctx, a->d_x, a->d_br, g->w_final, a->d_n, a->x_final, p->w_final, a->rstd_f, lmb, N,
+                              C);
     if (model_is_moe(c) && daux != 0.0f) { /* the aux gradient on probs: one row, repeated for every token */
         const int E = c->num_local_experts;
         for (int n = 0; n < N; n++)

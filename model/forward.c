@@ -8,6 +8,10 @@
  * Lightning Attn(u) = out_proj(sigmoid(u Wg^T) * RMSNorm_1e-6(Lightning(SiLU(u Wqkv^T))));
  * full Attn(u) = o_proj(softmax-attention(RoPE(u Wq^T + bq), RoPE(u Wk^T + bk), u Wv^T + bv)).
  * MoE MLP(u) = sum_k w_k SwiGLU_e_k(u) with FP32 softmax routing, top-k, renormalised weights.
+ * Each residual add and the RMSNorm that follows it are one add_rmsnorm_forward call: xm with n2
+ * inside a layer, and a layer's output with the next layer's n1 (or the final norm), so a layer
+ * starts with its n1 already computed (layer 0's by a plain rmsnorm of the embeddings). On the CPU
+ * the fused op is the same float operations as scale + axpby + rmsnorm_forward (bit-identical).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -106,7 +110,8 @@ void model_full_proj_in(Model *m, int l, LayerActs *la, const float *n1, int N) 
     model_linear(m, la->v, n1, lp->wv, lp->bv, N, C, KA, 0.0f);
 }
 
-/* One layer over N packed tokens; `cap` (may be NULL) receives lightning states and KV caches. */
+/* One layer over N packed tokens, la->n1 and la->rstd1 already computed; `cap` (may be NULL) receives
+ * lightning states and KV caches. Writes x_next (N,C) and its norm: the next layer's n1 or the final nf. */
 static void layer_forward(Model *m, int l, int N, const SeqPack *pack, DecodeState *cap, float *x_next) {
     KernelCtx *ctx = m->ctx;
     const KernelOps *ops = ctx->ops;
@@ -118,7 +123,6 @@ static void layer_forward(Model *m, int l, int N, const SeqPack *pack, DecodeSta
     float aa, ab, ma, mb;
     model_layer_factors(c, l, &aa, &ab, &ma, &mb);
 
-    ops->rmsnorm_forward(ctx, la->n1, la->rstd1, la->x, lp->w_in, N, C, c->rms_norm_eps);
     if (model_is_linear(c, l)) {
         model_lightning_proj_in(m, l, la, la->n1, N);
         float *kv_out = cap ? cap->lin_state[l] : NULL;
@@ -135,11 +139,14 @@ static void layer_forward(Model *m, int l, int N, const SeqPack *pack, DecodeSta
         model_linear(m, a->tmp_c, la->att, lp->wo, lp->bo, N, A, C, 0.0f);
     }
     const float *r1 = c->postnorm ? la->n1 : la->x;
-    model_residual(m, la->xm, r1, aa, a->tmp_c, ab, N);
-    ops->rmsnorm_forward(ctx, la->n2, la->rstd2, la->xm, lp->w_post, N, C, c->rms_norm_eps);
+    ops->add_rmsnorm_forward(ctx, la->xm, la->n2, la->rstd2, r1, aa, a->tmp_c, ab, lp->w_post, N, C,
+                             c->rms_norm_eps);
     model_mlp_forward(m, l, la, la->n2, N, a->tmp_c);
     const float *r2 = c->postnorm ? la->n2 : la->xm;
-    model_residual(m, x_next, r2, ma, a->tmp_c, mb, N);
+    const int last = l + 1 == c->num_hidden_layers;
+    float *n_next = last ? a->nf : a->layer[l + 1].n1, *rstd_next = last ? a->rstd_f : a->layer[l + 1].rstd1;
+    const float *w_next = last ? m->acts->pp.w_final : m->acts->pp.layer[l + 1].w_in;
+    ops->add_rmsnorm_forward(ctx, x_next, n_next, rstd_next, r2, ma, a->tmp_c, mb, w_next, N, C, c->rms_norm_eps);
 }
 
 void model_forward_impl(Model *m, const int *tokens, const int *targets, const SeqPack *pack, float *logp,
@@ -158,11 +165,12 @@ void model_forward_impl(Model *m, const int *tokens, const int *targets, const S
     ops->copy_h2d(ctx, a->tokens, tokens, (size_t)N * sizeof(int));
     ops->copy_h2d(ctx, a->targets, targets ? targets : a->host_neg, (size_t)N * sizeof(int));
     ops->embedding_forward(ctx, a->layer[0].x, a->tokens, p->wte, N, C);
+    ops->rmsnorm_forward(ctx, a->layer[0].n1, a->layer[0].rstd1, a->layer[0].x, p->layer[0].w_in, N, C,
+                         c->rms_norm_eps);
     for (int l = 0; l < c->num_hidden_layers; l++) {
         float *x_next = l + 1 < c->num_hidden_layers ? a->layer[l + 1].x : a->x_final;
-        layer_forward(m, l, N, pack, cap, x_next);
+        layer_forward(m, l, N, pack, cap, x_next); /* also the next n1, or nf after the last layer */
     }
-    ops->rmsnorm_forward(ctx, a->nf, a->rstd_f, a->x_final, p->w_final, N, C, c->rms_norm_eps);
     if (!cap) {
         ops->lm_head_forward(ctx, a->logp, a->lse, logits_out, a->nf, p->lm_head, a->targets, N, C, V);
         if (logp) ops->copy_d2h(ctx, logp, a->logp, (size_t)N * sizeof(float));

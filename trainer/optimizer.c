@@ -3,18 +3,23 @@
  * The moments live in one block from the model's backend (ctx->ops->alloc), twice the size of the
  * parameter block: mom1 is [0, total_bytes), mom2 [total_bytes, 2 total_bytes), each with the
  * parameter block's layout, so a tensor at offset o in m->param_mem has its moments at offset o of
- * mom1 and mom2 (checkpoints can reuse m->params as the moments' table). One step:
- *   1. norm = sqrt(sum over tensors of ops->sumsq(grad)) (float64, padding excluded);
+ * mom1 and mom2 (checkpoints can reuse m->params as the moments' table). One step is one call of
+ * the backend's adamw_fused over a tensor table (offset, numel, decay flag) uploaded at init, then
+ * one read-back of the norm (one host synchronisation per step on a GPU):
+ *   1. norm = sqrt(sum over tensors of sum(grad^2)) (float64, padding excluded);
  *   2. a non-finite norm skips the step: nothing is written, `skipped` is incremented, the norm is
  *      returned; the caller zeroes the gradients as usual;
  *   3. grad_clip > 0 and norm > grad_clip: every gradient is scaled in place by grad_clip / norm;
- *   4. ops->adamw per tensor at t = step + 1 with lr * min(1, (step + 1) / warmup_steps), weight
+ *   4. AdamW per tensor at t = step + 1 with lr * min(1, (step + 1) / warmup_steps), weight
  *      decay on every tensor (or not on 1-D ones with skip_decay_1d).
+ * On the CPU, adamw_fused is exactly the former per-tensor sequence (sumsq, scale, adamw), so CPU
+ * runs are bit-identical to those before the op existed.
  * Only applied updates advance `step` (and so the warm-up and the bias correction).
  */
 #include "trainer/optimizer.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -48,6 +53,31 @@ static int validate(const OptimConfig *c) {
     return 0;
 }
 
+/* The tensor table of adamw_fused and the norm slot, in one backend block: OptTensor[n] then a double. */
+static void upload_table(Optimizer *o) {
+    Model *m = o->m;
+    const int n = m->params.n;
+    size_t tab_bytes = ((size_t)n * sizeof(OptTensor) + 63) & ~(size_t)63;
+    OptTensor *host = calloc((size_t)n, sizeof(OptTensor));
+    CHECK(host != NULL, "optimizer_init: out of host memory for %d tensors", n);
+    for (int i = 0; i < n; i++) {
+        const TensorSpec *p = &m->params.t[i];
+        size_t off = (size_t)((char *)p->data - (char *)m->param_mem);
+        size_t goff = (size_t)((char *)m->grads.t[i].data - (char *)m->grad_mem);
+        CHECK(off % sizeof(float) == 0 && off == goff && off + (size_t)p->numel * sizeof(float) <= m->params.total_bytes,
+              "optimizer_init: tensor %s at byte %zu (gradient at %zu) is outside the block layout", p->name, off, goff);
+        host[i].offset = off / sizeof(float);
+        host[i].numel = (size_t)p->numel;
+        host[i].decay = !(p->ndim == 1 && o->cfg.skip_decay_1d);
+    }
+    KernelCtx *ctx = m->ctx;
+    o->table_mem = ctx->ops->alloc(ctx, tab_bytes + sizeof(double));
+    ctx->ops->copy_h2d(ctx, o->table_mem, host, (size_t)n * sizeof(OptTensor));
+    o->table = o->table_mem;
+    o->norm_dev = (double *)((char *)o->table_mem + tab_bytes);
+    free(host);
+}
+
 int optimizer_init(Optimizer *o, Model *m, const OptimConfig *cfg) {
     CHECK(o != NULL && m != NULL && cfg != NULL && m->ctx != NULL, "optimizer_init: NULL argument");
     memset(o, 0, sizeof *o);
@@ -63,13 +93,17 @@ int optimizer_init(Optimizer *o, Model *m, const OptimConfig *cfg) {
     o->mem = m->ctx->ops->alloc(m->ctx, 2 * m->params.total_bytes);
     o->mom1 = o->mem;
     o->mom2 = (float *)((char *)o->mem + m->params.total_bytes);
+    upload_table(o);
     return 0;
 }
 
 void optimizer_free(Optimizer *o) {
     if (o == NULL) return;
     if (o->mem != NULL && o->m != NULL) o->m->ctx->ops->free(o->m->ctx, o->mem);
-    o->mem = NULL;
+    if (o->table_mem != NULL && o->m != NULL) o->m->ctx->ops->free(o->m->ctx, o->table_mem);
+    o->mem = o->table_mem = NULL;
+    o->table = NULL;
+    o->norm_dev = NULL;
     o->mom1 = o->mom2 = NULL;
 }
 
@@ -79,39 +113,20 @@ double optimizer_lr(const Optimizer *o) {
     return o->cfg.lr * (f < 1.0 ? f : 1.0);
 }
 
-/* sqrt(sum of squares of every gradient tensor), float64 */
-static double grad_norm(const Model *m) {
-    double s = 0.0;
-    for (int i = 0; i < m->grads.n; i++)
-        s += m->ctx->ops->sumsq(m->ctx, m->grads.t[i].data, (size_t)m->grads.t[i].numel);
-    return sqrt(s);
-}
-
 double optimizer_step(Optimizer *o) {
     CHECK(o != NULL && o->mem != NULL, "optimizer_step on an optimizer that is not initialised");
     Model *m = o->m;
     KernelCtx *ctx = m->ctx;
-    double norm = grad_norm(m);
+    float lr = (float)optimizer_lr(o);
+    int t = (int)(o->step + 1);
+    ctx->ops->adamw_fused(ctx, (float *)m->param_mem, (float *)m->grad_mem, o->mom1, o->mom2, o->table, m->params.n,
+                          o->norm_dev, o->cfg.grad_clip, lr, (float)o->cfg.beta1, (float)o->cfg.beta2,
+                          (float)o->cfg.eps, (float)o->cfg.weight_decay, t);
+    double norm = 0.0;
+    ctx->ops->copy_d2h(ctx, &norm, o->norm_dev, sizeof norm);
     if (!isfinite(norm)) {
         o->skipped++;
         return norm;
-    }
-    if (o->cfg.grad_clip > 0.0 && norm > o->cfg.grad_clip) {
-        float s = (float)(o->cfg.grad_clip / norm);
-        for (int i = 0; i < m->grads.n; i++) {
-            float *g = m->grads.t[i].data;
-            ctx->ops->scale(ctx, g, g, s, (size_t)m->grads.t[i].numel);
-        }
-    }
-    float lr = (float)optimizer_lr(o);
-    int t = (int)(o->step + 1);
-    for (int i = 0; i < m->params.n; i++) {
-        const TensorSpec *p = &m->params.t[i];
-        size_t off = (size_t)((char *)p->data - (char *)m->param_mem);
-        float wd = (p->ndim == 1 && o->cfg.skip_decay_1d) ? 0.0f : (float)o->cfg.weight_decay;
-        ctx->ops->adamw(ctx, p->data, m->grads.t[i].data, (float *)((char *)o->mom1 + off),
-                        (float *)((char *)o->mom2 + off), (size_t)p->numel, lr, (float)o->cfg.beta1,
-                        (float)o->cfg.beta2, (float)o->cfg.eps, wd, t);
     }
     o->step++;
     return norm;

@@ -28,6 +28,9 @@ typedef struct {
     Model *m;
     void *mem;          /* moments: m and v, same layout as the parameter block (backend memory) */
     float *mom1, *mom2;
+    void *table_mem;    /* adamw_fused's tensor table and norm slot (backend memory) */
+    const OptTensor *table; /* (params.n) in table_mem */
+    double *norm_dev;   /* (1) the step's gradient norm, in table_mem */
     long step;          /* updates applied */
     long skipped;       /* non-finite steps skipped */
 } Optimizer;

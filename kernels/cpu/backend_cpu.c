@@ -59,6 +59,10 @@ static const KernelOps cpu_ops = {
     .adamw = adamw_cpu,
     .sumsq = sumsq_cpu,
     .params_register = params_register_cpu,
+
+    .adamw_fused = adamw_fused_cpu,
+    .add_rmsnorm_forward = add_rmsnorm_forward_cpu,
+    .add_rmsnorm_backward = add_rmsnorm_backward_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

@@ -67,6 +67,10 @@ static const KernelOps cuda_ops = {
     .sumsq = sumsq_cuda,
     .params_register = params_register_cuda,
 
+    .adamw_fused = adamw_fused_cuda,
+    .add_rmsnorm_forward = add_rmsnorm_forward_cuda,
+    .add_rmsnorm_backward = add_rmsnorm_backward_cuda,
+
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,
 };

@@ -66,6 +66,7 @@ extern "C" {
 #define CUDA_MAX_ROT_HALF 512       /* rot_dim / 2 */
 #define CUDA_MAX_PARTIALS 1024      /* blocks of the sumsq reduction */
 #define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort (host staging) */
+#define CUDA_RMS_PARTIAL_FLOATS (1 << 21) /* per-slab dw partial sums of the RMSNorm backward (8 MiB) */
 
 #define CUDA_GEMM_PLANS 256            /* cached cuBLASLt plans (power of two) */
 #define CUDA_LT_WORKSPACE (32u << 20)  /* cuBLASLt workspace bytes */
@@ -96,6 +97,7 @@ typedef struct {
     float *d_inv_freq;   /* (CUDA_MAX_ROT_HALF) RoPE inverse frequencies, device */
     double *d_partial;   /* (CUDA_MAX_PARTIALS) sumsq per-block sums, device */
     double *h_partial;   /* (CUDA_MAX_PARTIALS) pinned host copy */
+    float *d_rms_partial; /* (CUDA_RMS_PARTIAL_FLOATS) RMSNorm dw slab sums (fused.cu), device */
     int *h_topk;         /* (CUDA_MAX_SORT_SLOTS) pinned host staging for moe_sort */
     int smem_optin;      /* largest dynamic shared memory a block may opt in to (bytes) */
     /* BF16 GEMM operands (gemm.cu): the registered parameter block (params_register) and its BF16

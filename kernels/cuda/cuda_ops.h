@@ -77,6 +77,12 @@ void lm_head_backward_cuda(KernelCtx *ctx, float *dh, float *dW, const float *dl
 size_t lm_head_ws_bytes_cuda(int N, int C, int V);
 void adamw_cuda(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 double sumsq_cuda(KernelCtx *ctx, const float *x, size_t n);
+/* fused.cu */
+void adamw_fused_cuda(KernelCtx *ctx, float *p, float *g, float *m, float *v, const OptTensor *table, int n_tensors, double *norm_out, double clip, float lr, float b1, float b2, float eps, float wd, int t);
+void add_rmsnorm_forward_cuda(KernelCtx *ctx, float *xo, float *out, float *rstd, const float *x, float a, const float *y, float b, const float *w, int N, int C, float eps);
+void add_rmsnorm_backward_cuda(KernelCtx *ctx, float *dxo, float *dy, float *dw, const float *dout, const float *xo, const float *w, const float *rstd, float b, int N, int C);
+/* dw(C) += sum_n dout(N,C) * (x(N,C) * rstd(N)), deterministic (slab sums, then a fixed-order sum) */
+void rmsnorm_dw_cuda(KernelCtx *ctx, float *dw, const float *dout, const float *x, const float *rstd, int N, int C);
 void impl_init_cuda(KernelCtx *ctx);
 void impl_free_cuda(KernelCtx *ctx);
 }

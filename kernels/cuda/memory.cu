@@ -33,6 +33,7 @@ void impl_init_cuda(KernelCtx *ctx) {
     CUDA_CHECK(cudaMalloc((void **)&im->d_inv_freq, CUDA_MAX_ROT_HALF * sizeof(float)));
     CUDA_CHECK(cudaMalloc((void **)&im->d_partial, CUDA_MAX_PARTIALS * sizeof(double)));
     CUDA_CHECK(cudaMallocHost((void **)&im->h_partial, CUDA_MAX_PARTIALS * sizeof(double)));
+    CUDA_CHECK(cudaMalloc((void **)&im->d_rms_partial, CUDA_RMS_PARTIAL_FLOATS * sizeof(float)));
     CUDA_CHECK(cudaMallocHost((void **)&im->h_topk, (size_t)CUDA_MAX_SORT_SLOTS * sizeof(int)));
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
@@ -56,6 +57,7 @@ void impl_free_cuda(KernelCtx *ctx) {
     CUDA_CHECK(cudaFree(im->d_inv_freq));
     CUDA_CHECK(cudaFree(im->d_partial));
     CUDA_CHECK(cudaFreeHost(im->h_partial));
+    CUDA_CHECK(cudaFree(im->d_rms_partial));
     CUDA_CHECK(cudaFreeHost(im->h_topk));
     free(im);
     ctx->impl = NULL;

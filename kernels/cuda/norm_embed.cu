@@ -7,13 +7,12 @@
  * RMSNorm: one thread block per row, sum of squares in float64 with a block reduction,
  *   rstd = 1/sqrt((float)(ss/C) + eps),  out = w * (x * rstd).
  * Backward: dx by one block per row, dx += rstd (w dout) - x rstd^3 mean(x w dout) (the mean in
- * float64); dw by column threads over slabs of RMS_DW_ROWS rows, each slab's partial sum added with
- * atomicAdd (so dw is accumulated, never overwritten).
+ * float64); dw by fused.cu's rmsnorm_dw_cuda: per-slab partial sums, then a fixed-order sum over
+ * the slabs added into dw (deterministic, no atomics; dw accumulates).
  */
 #include "kernels/cuda/cuda_ops.h"
 
 #define RMS_THREADS 256
-#define RMS_DW_ROWS 256
 
 static __global__ void embedding_forward_kernel(float *out, const int *tokens, const float *wte, int N, int C) {
     GRID_STRIDE_LOOP(i, (size_t)N * C) {
@@ -64,20 +63,6 @@ static __global__ void rmsnorm_backward_dx_kernel(float *dx, const float *dout, 
     for (int c = threadIdx.x; c < C; c += blockDim.x) dxr[c] += r * (w[c] * d[c]) - xr[c] * coef;
 }
 
-/* grid (ceil(C/threads), ceil(N/RMS_DW_ROWS)): dw[c] += sum over a slab of rows of dout * x * rstd */
-static __global__ void rmsnorm_backward_dw_kernel(float *dw, const float *dout, const float *x, const float *rstd,
-                                                  int N, int C) {
-    int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= C) return;
-    int n0 = blockIdx.y * RMS_DW_ROWS, n1 = min(N, n0 + RMS_DW_ROWS);
-    float acc = 0.0f;
-    for (int n = n0; n < n1; n++) {
-        size_t i = (size_t)n * C + c;
-        acc += dout[i] * (x[i] * rstd[n]);
-    }
-    atomicAdd(&dw[c], acc);
-}
-
 void embedding_forward_cuda(KernelCtx *ctx, float *out, const int *tokens, const float *wte, int N, int C) {
     CHECK(N > 0 && C > 0, "embedding sizes N=%d C=%d must be positive", N, C);
     CHECK(out != NULL && tokens != NULL && wte != NULL, "embedding_forward with a NULL pointer");
@@ -106,9 +91,5 @@ void rmsnorm_backward_cuda(KernelCtx *ctx, float *dx, float *dw, const float *do
     cudaStream_t st = cuda_impl(ctx)->stream;
     rmsnorm_backward_dx_kernel<<<N, RMS_THREADS, 0, st>>>(dx, dout, x, w, rstd, C);
     CUDA_LAUNCH_CHECK();
-    int slabs = (N + RMS_DW_ROWS - 1) / RMS_DW_ROWS;
-    CHECK(slabs <= 65535, "rmsnorm_backward: N=%d rows exceed the dw grid (%d)", N, 65535 * RMS_DW_ROWS);
-    dim3 grid((unsigned)((C + RMS_THREADS - 1) / RMS_THREADS), (unsigned)slabs);
-    rmsnorm_backward_dw_kernel<<<grid, RMS_THREADS, 0, st>>>(dw, dout, x, rstd, N, C);
-    CUDA_LAUNCH_CHECK();
+    rmsnorm_dw_cuda(ctx, dw, dout, x, rstd, N, C);
 }

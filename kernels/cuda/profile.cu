@@ -27,7 +27,8 @@ namespace {
     X(rope_backward) X(lightning_forward) X(lightning_backward) X(lightning_decode) X(attention_forward)   \
     X(attention_backward) X(attention_decode) X(moe_route_forward) X(moe_route_backward) X(moe_sort)      \
     X(moe_permute_forward) X(moe_permute_backward) X(moe_combine_forward) X(moe_combine_backward)         \
-    X(lm_head_forward) X(lm_head_backward) X(adamw) X(sumsq)
+    X(lm_head_forward) X(lm_head_backward) X(adamw) X(sumsq) X(adamw_fused) X(add_rmsnorm_forward)        \
+    X(add_rmsnorm_backward)
 
 enum {
 #define PROF_ENUM(name) OP_##name,
