@@ -58,6 +58,9 @@ static const KernelOps cpu_ops = {
 
     .adamw = adamw_cpu,
     .sumsq = sumsq_cpu,
+
+    .sample = sample_cpu,
+    .sample_ws_bytes = sample_ws_bytes_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

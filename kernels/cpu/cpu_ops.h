@@ -50,5 +50,7 @@ void lm_head_backward_cpu(KernelCtx *ctx, float *dh, float *dW, const float *dlo
 size_t lm_head_ws_bytes_cpu(int N, int C, int V);
 void adamw_cpu(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 double sumsq_cpu(KernelCtx *ctx, const float *x, size_t n);
+void sample_cpu(KernelCtx *ctx, int *tokens, float *logprob, float *prob_raw, float *entropy, float *logits, const uint64_t *stream, const uint64_t *counter, int B, int V, float temperature, float top_p, uint64_t seed);
+size_t sample_ws_bytes_cpu(int B, int V);
 
 #endif

@@ -64,6 +64,9 @@ static const KernelOps cuda_ops = {
     .adamw = adamw_cuda,
     .sumsq = sumsq_cuda,
 
+    .sample = sample_cuda,
+    .sample_ws_bytes = sample_ws_bytes_cuda,
+
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,
 };

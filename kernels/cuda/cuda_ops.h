@@ -65,6 +65,8 @@ void lm_head_backward_cuda(KernelCtx *ctx, float *dh, float *dW, const float *dl
 size_t lm_head_ws_bytes_cuda(int N, int C, int V);
 void adamw_cuda(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 double sumsq_cuda(KernelCtx *ctx, const float *x, size_t n);
+void sample_cuda(KernelCtx *ctx, int *tokens, float *logprob, float *prob_raw, float *entropy, float *logits, const uint64_t *stream, const uint64_t *counter, int B, int V, float temperature, float top_p, uint64_t seed);
+size_t sample_ws_bytes_cuda(int B, int V);
 void impl_init_cuda(KernelCtx *ctx);
 void impl_free_cuda(KernelCtx *ctx);
 }
