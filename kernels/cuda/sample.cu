@@ -11,8 +11,9 @@
  *    top_p < 1: the CPU walks the ids sorted by (p descending, id ascending). Instead of sorting,
  *    `select_sorted` finds the first element of that order at which the cumulative mass reaches a
  *    target (>= for the nucleus, > for the draw), by a radix select over the float bits of p
- *    (p >= 0, so the bits order like the values): four 8-bit passes, each a mass histogram of the
- *    candidates that match the digits chosen so far, scanned from the top; then the tied
+ *    (p >= 0, so the bits order like the values): four 8-bit passes, each a mass histogram (per
+ *    warp, warp-aggregated atomics) of the candidates that match the digits chosen so far, scanned
+ *    from the top; then the tied
  *    elements of the chosen value (ordered by id) are counted to find which one crosses, and the
  *    k-th of them is found by a contiguous-range count and scan. Masses in the histograms are
  *    fixed point (floor(p * 2^62) as 64-bit integers), so the shared-memory atomics are exact and
@@ -119,13 +120,26 @@ static __device__ void radix_pass(const float *p, int V, unsigned prefix, unsign
         (&sh->cnt[0][0])[i] = 0;
     }
     __syncthreads();
-    for (int j = tid; j < V; j += SAMPLE_THREADS) {
-        float pj = p[j];
-        unsigned bits = __float_as_uint(pj);
-        if ((bits & mask) == prefix) {
-            unsigned d = (bits >> shift) & 255u;
-            atomicAdd(&sh->mass[warp][d], sample_fix(pj));
-            atomicAdd(&sh->cnt[warp][d], 1u);
+    /* Warp-aggregated: lanes with the same digit (most of a row shares a few exponents) sum their
+     * masses with __reduce_add_sync on three 21-bit pieces (32 x 2^21 fits in 32 bits; masses are
+     * < 2^63), and one lane adds the group's total: conflict-free atomics. The loop bound is
+     * uniform over the warp, so every lane takes part in every match/reduce. */
+    for (int j0 = 0; j0 < V; j0 += SAMPLE_THREADS) {
+        const int j = j0 + tid;
+        unsigned key = 0xFFFFFFFFu; /* not a candidate */
+        u64 f = 0;
+        if (j < V) {
+            const float pj = p[j];
+            const unsigned bits = __float_as_uint(pj);
+            if ((bits & mask) == prefix) key = (bits >> shift) & 255u, f = sample_fix(pj);
+        }
+        const unsigned peers = __match_any_sync(0xffffffffu, key);
+        const unsigned s0 = __reduce_add_sync(peers, (unsigned)(f & 0x1FFFFFu));
+        const unsigned s1 = __reduce_add_sync(peers, (unsigned)((f >> 21) & 0x1FFFFFu));
+        const unsigned s2 = __reduce_add_sync(peers, (unsigned)(f >> 42));
+        if (key != 0xFFFFFFFFu && (tid & 31) == __ffs(peers) - 1) {
+            atomicAdd(&sh->mass[warp][key], ((u64)s2 << 42) + ((u64)s1 << 21) + (u64)s0);
+            atomicAdd(&sh->cnt[warp][key], (unsigned)__popc(peers));
         }
     }
     __syncthreads();
