@@ -235,6 +235,21 @@ typedef struct KernelOps {
      * dw(C) accumulates. (The gradient of x is a * dL/dxo: the caller forms it where needed.) */
     void (*add_rmsnorm_backward)(KernelCtx *ctx, float *dxo, float *dy, float *dw, const float *dout,
                                  const float *xo, const float *w, const float *rstd, float b, int N, int C);
+    /* ---- sampling (rollout) ----
+     * For each row b of logits(B,V) (backend memory), draw a token from softmax(logits / temperature)
+     * restricted to top_p exactly as rollout/sampler.h's sampler_draw does (the reference): greedy
+     * when temperature <= 0 (ties: lowest id); nucleus = the smallest prefix of the ids sorted by
+     * probability (descending, ties by id) whose mass reaches top_p (top_p >= 1: every id, in id
+     * order); the uniform is rng_uniform(seed, stream[b], counter[b]) (core/rng.h).
+     * stream(B), counter(B) in host memory. Outputs (B) in backend memory: tokens, logprob (after
+     * temperature and top-p renormalisation; 0 for greedy), prob_raw (before top-p; 1 for greedy),
+     * entropy (nats, of the distribution sampled from; 0 for greedy). logits is scratch: its contents
+     * are unspecified afterwards (the CUDA op overwrites it with the probabilities).
+     * Workspace: sample_ws_bytes(B, V). */
+    void (*sample)(KernelCtx *ctx, int *tokens, float *logprob, float *prob_raw, float *entropy, float *logits,
+                   const uint64_t *stream, const uint64_t *counter, int B, int V, float temperature, float top_p,
+                   uint64_t seed);
+    size_t (*sample_ws_bytes)(int B, int V);
 
     /* ---- backend handle ---- (may be NULL: nothing to set up) */
     /* Create ctx->impl (library handles, streams, metadata buffers); called by kernel_ctx_init

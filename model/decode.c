@@ -75,7 +75,8 @@ void decode_capture_kv(Model *m, DecodeState *s, int l, const float *k, const fl
     }
 }
 
-/* LM head on rows h(B,C) into host logits (B,V), through the state's backend buffer. */
+/* LM head on rows h(B,C) into the state's backend buffer logits_dev (B,V), then into host logits
+ * (B,V) unless logits is NULL (the caller samples on the backend). */
 static void head_logits(Model *m, DecodeState *s, const float *h, int B, float *logits) {
     KernelCtx *ctx = m->ctx;
     ModelActs *a = m->acts;
@@ -83,7 +84,7 @@ static void head_logits(Model *m, DecodeState *s, const float *h, int B, float *
     ctx->ops->copy_h2d(ctx, a->targets, a->host_neg, (size_t)B * sizeof(int));
     ctx->ops->lm_head_forward(ctx, a->logp, a->lse, s->logits_dev, h, a->pp.lm_head, a->targets, B,
                               m->cfg.hidden_size, V);
-    ctx->ops->copy_d2h(ctx, logits, s->logits_dev, (size_t)B * V * sizeof(float));
+    if (logits) ctx->ops->copy_d2h(ctx, logits, s->logits_dev, (size_t)B * V * sizeof(float));
 }
 
 void model_prefill(Model *m, DecodeState *s, const int *tokens, const SeqPack *pack, float *logits_last) {
@@ -166,4 +167,32 @@ void model_decode_step(Model *m, DecodeState *s, const int *tokens, float *logit
     head_logits(m, s, a->nf, B, logits);
     for (int b = 0; b < B; b++) s->len[b]++;
     m->last_N = 0; /* the saved activations no longer describe a training forward */
+}
+
+/* Slot dst takes slot src's sequence: its lightning states, the filled part of its KV caches, its
+ * length. The two slots' rows are disjoint, so the copies never overlap. */
+static void decode_state_move(Model *m, DecodeState *s, int dst, int src) {
+    KernelCtx *ctx = m->ctx;
+    const ModelConfig *c = &m->cfg;
+    const size_t lin = (size_t)c->num_attention_heads * c->head_dim * c->head_dim;
+    const size_t row = (size_t)c->num_key_value_heads * c->head_dim;
+    const size_t kv = (size_t)s->len[src] * row;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        if (s->lin_state[l]) {
+            ctx->ops->copy_d2d(ctx, s->lin_state[l] + dst * lin, s->lin_state[l] + src * lin, lin * sizeof(float));
+        } else if (kv > 0) {
+            const size_t d0 = (size_t)dst * s->max_len * row, s0 = (size_t)src * s->max_len * row;
+            ctx->ops->copy_d2d(ctx, s->kcache[l] + d0, s->kcache[l] + s0, kv * sizeof(float));
+            ctx->ops->copy_d2d(ctx, s->vcache[l] + d0, s->vcache[l] + s0, kv * sizeof(float));
+        }
+    }
+    s->len[dst] = s->len[src];
+}
+
+void decode_state_retire(Model *m, DecodeState *s, int slot) {
+    CHECK(slot >= 0 && slot < s->n_active, "retire slot %d of %d active", slot, s->n_active);
+    const int last = s->n_active - 1;
+    if (slot != last) decode_state_move(m, s, slot, last);
+    s->len[last] = 0;
+    s->n_active = last;
 }

@@ -6,6 +6,7 @@
  * above block_size), fills slots [0, B) and returns the last position's logits per sequence;
  * model_decode_step() appends one token to each of the B active slots and returns its logits.
  * Prefill of P tokens followed by N decode steps gives the logits of one forward over P+N tokens.
+ * decode_state_retire() drops a finished sequence by moving the last slot into its place.
  * A decode step reuses the model's activation buffers as scratch (the step's B tokens are a batch
  * of B one-token sequences), so max_batch <= the model's max_tokens and max_seqs; it overwrites
  * what a training forward saved.
@@ -24,16 +25,21 @@ typedef struct {
     float **vcache;    /* same shape as kcache */
     int *start;        /* (max_batch+1) host: 0..B, the one-token-per-slot SeqPack of a decode step */
     int *len_next;     /* (max_batch) host: len + 1 during a step (attention_decode lengths) */
-    float *logits_dev; /* (max_batch, V) backend: the LM head writes here, then logits go to the host */
+    float *logits_dev; /* (max_batch, V) backend: the LM head writes here (then to the host, or sampled there) */
 } DecodeState;
 
 int decode_state_init(DecodeState *s, const Model *m, int max_batch, int max_len);
 void decode_state_free(DecodeState *s, const Model *m); /* idempotent */
 
 /* Prefill B prompts (packed, host tokens); logits_last (B, V) host receives each prompt's last
- * position logits. Overwrites m's saved activations. */
+ * position logits (NULL: they stay in s->logits_dev only, for sampling on the backend).
+ * Overwrites m's saved activations. */
 void model_prefill(Model *m, DecodeState *s, const int *tokens, const SeqPack *pack, float *logits_last);
-/* One step: tokens (n_active) host; logits (n_active, V) host. */
+/* One step: tokens (n_active) host; logits (n_active, V) host, or NULL (s->logits_dev only). */
 void model_decode_step(Model *m, DecodeState *s, const int *tokens, float *logits);
+/* Remove the sequence in `slot` from the batch: the last active slot moves into it (lightning
+ * states, the filled KV cache rows, the length) and n_active drops by one, so later steps compute
+ * only live sequences. The caller keeps its slot -> sequence map in step. */
+void decode_state_retire(Model *m, DecodeState *s, int slot);
 
 #endif

@@ -242,6 +242,8 @@ size_t model_ws_bytes(const ModelConfig *c, const KernelOps *ops, int max_tokens
     if (t > w) w = t;
     t = ops->lm_head_ws_bytes(max_tokens, c->hidden_size, c->vocab_size);
     if (t > w) w = t;
+    t = ops->sample_ws_bytes(max_tokens, c->vocab_size); /* rollout samples through the same context */
+    if (t > w) w = t;
     return w;
 }
 

@@ -1,6 +1,8 @@
 /* rollout/generate.h: batched generation on the model's decode path. Prompts are prefilled
  * together, then every active sequence gets one token per step until EOS, the output budget, or
- * M1's repetition stop (K consecutive sampled tokens each with probability above tau).
+ * M1's repetition stop (K consecutive sampled tokens each with probability above tau); a stopped
+ * sequence leaves the decode batch. Tokens are sampled by the backend's `sample` op next to the
+ * logits (only B tokens and 3B floats come back to the host per step).
  * Every sampled token comes with its behaviour log-probability (the distribution it was drawn
  * from). Sizes are fixed at generator_init; rollout_generate does not allocate.
  */
@@ -10,7 +12,6 @@
 #include <stdint.h>
 
 #include "model/decode.h"
-#include "rollout/sampler.h"
 
 typedef enum { STOP_NONE = 0, STOP_EOS = 1, STOP_BUDGET = 2, STOP_REPETITION = 3 } StopReason;
 
@@ -29,9 +30,20 @@ typedef struct {
 typedef struct {
     Model *m;
     DecodeState ds;
-    Sampler smp;
     int max_batch, max_prompt, max_new;
-    float *logits;     /* (max_batch, V) */
+    /* decode batch: slot i of ds holds sequence slot_seq[i]; finished sequences are retired */
+    int *slot_seq;          /* (max_batch) host */
+    int *next;              /* (max_batch) host: the token each slot feeds to the next step */
+    uint64_t *rng_stream;   /* (max_batch) host: per slot, the sampling stream and counter */
+    uint64_t *rng_counter;  /* (max_batch) host */
+    void *samp_dev;         /* backend: tokens (max_batch) int | logprob | prob_raw | entropy (max_batch) float */
+    void *samp_host;        /* host copy of samp_dev */
+    /* 1: a stopped sequence leaves the decode batch; 0: it stays in its slot, fed its last token, its
+     * draws ignored. generator_init sets 1 except on the CPU backend: there OpenBLAS's blocking makes
+     * the rounding of each row of a GEMM depend on the batch's row count and the row's place, so
+     * retiring would change the last bits of every later logit, and CPU runs must reproduce bit for
+     * bit what they gave before (the README demo). Callers may override it between calls. */
+    int retire;
     /* outputs of the last rollout_generate */
     int *tokens;       /* (max_batch, max_new) */
     float *logprobs;   /* (max_batch, max_new) behaviour log-probs */

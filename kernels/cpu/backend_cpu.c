@@ -63,6 +63,9 @@ static const KernelOps cpu_ops = {
     .adamw_fused = adamw_fused_cpu,
     .add_rmsnorm_forward = add_rmsnorm_forward_cpu,
     .add_rmsnorm_backward = add_rmsnorm_backward_cpu,
+
+    .sample = sample_cpu,
+    .sample_ws_bytes = sample_ws_bytes_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

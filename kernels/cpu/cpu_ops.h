@@ -54,5 +54,7 @@ void params_register_cpu(KernelCtx *ctx, const float *base, size_t n);
 void adamw_fused_cpu(KernelCtx *ctx, float *p, float *g, float *m, float *v, const OptTensor *table, int n_tensors, double *norm_out, double clip, float lr, float b1, float b2, float eps, float wd, int t);
 void add_rmsnorm_forward_cpu(KernelCtx *ctx, float *xo, float *out, float *rstd, const float *x, float a, const float *y, float b, const float *w, int N, int C, float eps);
 void add_rmsnorm_backward_cpu(KernelCtx *ctx, float *dxo, float *dy, float *dw, const float *dout, const float *xo, const float *w, const float *rstd, float b, int N, int C);
+void sample_cpu(KernelCtx *ctx, int *tokens, float *logprob, float *prob_raw, float *entropy, float *logits, const uint64_t *stream, const uint64_t *counter, int B, int V, float temperature, float top_p, uint64_t seed);
+size_t sample_ws_bytes_cpu(int B, int V);
 
 #endif

@@ -71,6 +71,9 @@ static const KernelOps cuda_ops = {
     .add_rmsnorm_forward = add_rmsnorm_forward_cuda,
     .add_rmsnorm_backward = add_rmsnorm_backward_cuda,
 
+    .sample = sample_cuda,
+    .sample_ws_bytes = sample_ws_bytes_cuda,
+
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,
 };

@@ -83,6 +83,8 @@ void add_rmsnorm_forward_cuda(KernelCtx *ctx, float *xo, float *out, float *rstd
 void add_rmsnorm_backward_cuda(KernelCtx *ctx, float *dxo, float *dy, float *dw, const float *dout, const float *xo, const float *w, const float *rstd, float b, int N, int C);
 /* dw(C) += sum_n dout(N,C) * (x(N,C) * rstd(N)), deterministic (slab sums, then a fixed-order sum) */
 void rmsnorm_dw_cuda(KernelCtx *ctx, float *dw, const float *dout, const float *x, const float *rstd, int N, int C);
+void sample_cuda(KernelCtx *ctx, int *tokens, float *logprob, float *prob_raw, float *entropy, float *logits, const uint64_t *stream, const uint64_t *counter, int B, int V, float temperature, float top_p, uint64_t seed);
+size_t sample_ws_bytes_cuda(int B, int V);
 void impl_init_cuda(KernelCtx *ctx);
 void impl_free_cuda(KernelCtx *ctx);
 }
