@@ -68,7 +68,7 @@ extern "C" {
 #define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort (host staging) */
 #define CUDA_RMS_PARTIAL_FLOATS (1 << 21) /* per-slab dw partial sums of the RMSNorm backward (8 MiB) */
 
-#define CUDA_GEMM_PLANS 256            /* cached cuBLASLt plans (power of two) */
+#define CUDA_GEMM_PLANS 1024           /* cached cuBLASLt plans (power of two) */
 #define CUDA_LT_WORKSPACE (32u << 20)  /* cuBLASLt workspace bytes */
 
 /* One GEMM shape as gemm.cu caches it (ints only: hashed and compared as bytes). */

@@ -25,11 +25,20 @@
  * router never run in BF16).
  *
  * cuBLASLt needs a matmul descriptor, three layouts and an algorithm per shape; the heuristic query
- * costs tens of microseconds, so plans are cached in the handle by (shape, strides, transposes,
- * precision, pointer alignment), a small open-addressed table that is never evicted (a model has a
- * few dozen shapes; MoE expert GEMMs add one per distinct token count, and a full table falls back
- * to cublasGemmEx). A shape the heuristic has no algorithm for falls back to cublasGemmEx with the
+ * costs milliseconds of host time, so plans are cached in the handle by (bucketed shape, strides,
+ * transposes, precision, pointer alignment), an open-addressed table that is never evicted. MoE
+ * expert GEMMs see a different token count at every call, so a token dimension (M, or K of a
+ * weight gradient; never a matrix's contiguous dimension) above 64 is rounded up to a bucket (four
+ * per octave: 80, 96, 112, 128, 160, ...): the plan's algorithm is chosen for the
+ * bucket and the call's actual sizes are stamped into the plan's layouts before the matmul. Should
+ * cuBLASLt refuse the bucket's algorithm at the actual size, the exact shape gets a plan of its own.
+ * A shape the heuristic has no algorithm for (or a full table) falls back to cublasGemmEx with the
  * same compute type and operand types.
+ *
+ * Skinny FP32 products C(M,N) = A(M,K) B(N,K)^T with N <= SKINNY_MAX_N (the MoE router's logits,
+ * E columns) skip cuBLAS, whose kernels for them took ~20 us per call on an H100 (a decode step calls
+ * one per layer): one warp per row of A, each lane keeping N partial dot products over its share of
+ * K, then warp reductions. FP32 accumulation, like the SGEMM (another summation order).
  */
 #include "kernels/cuda/cuda_ops.h"
 
@@ -47,6 +56,15 @@ static int ptr_align(const void *p) {
     int al = 16;
     while (al > 1 && (a % (uintptr_t)al) != 0) al /= 2;
     return al;
+}
+
+/* x itself up to 64; above, the next multiple of a quarter of x's power of two */
+static int dim_bucket(int x) {
+    if (x <= 64) return x;
+    int p = 1;
+    while (p <= x / 2) p *= 2; /* p = largest power of two <= x */
+    int q = p / 4;
+    return (x + q - 1) / q * q;
 }
 
 static unsigned plan_hash(const GemmKey *k) {
@@ -107,6 +125,32 @@ static GemmPlan *plan_get(CudaImpl *im, const GemmKey *key) {
         }
     }
     return NULL; /* table full: the caller uses cublasGemmEx */
+}
+
+/* Stamp the actual sizes into a plan's layouts (they were built for the key's bucketed sizes). */
+static void plan_stamp(GemmPlan *p, int ta, int tb, int M, int N, int K) {
+    uint64_t v;
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->lb, CUBLASLT_MATRIX_LAYOUT_ROWS, &(v = (uint64_t)(tb ? K : N)), 8));
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->lb, CUBLASLT_MATRIX_LAYOUT_COLS, &(v = (uint64_t)(tb ? N : K)), 8));
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->la, CUBLASLT_MATRIX_LAYOUT_ROWS, &(v = (uint64_t)(ta ? M : K)), 8));
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->la, CUBLASLT_MATRIX_LAYOUT_COLS, &(v = (uint64_t)(ta ? K : M)), 8));
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->lc, CUBLASLT_MATRIX_LAYOUT_ROWS, &(v = (uint64_t)N), 8));
+    CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p->lc, CUBLASLT_MATRIX_LAYOUT_COLS, &(v = (uint64_t)M), 8));
+}
+
+/* Run the matmul with a cached plan for the key (whose m, n, k are buckets or exact); returns 0 when
+ * there is no usable plan or cuBLASLt refused it. */
+static int lt_run(CudaImpl *im, GemmKey *key, int M, int N, int K, float alpha, const void *a, const void *b,
+                  float beta, float *C) {
+    GemmPlan *p = plan_get(im, key);
+    if (p == NULL || !p->valid) return 0;
+    plan_stamp(p, key->ta, key->tb, M, N, K);
+    cublasStatus_t st = cublasLtMatmul(im->lt, p->desc, &alpha, b, p->lb, a, p->la, &beta, C, p->lc, C, p->lc,
+                                       &p->algo, im->lt_ws, CUDA_LT_WORKSPACE, im->stream);
+    if (st == CUBLAS_STATUS_SUCCESS) return 1;
+    CHECK(st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE, "cublasLtMatmul: %s",
+          cublasGetStatusString(st));
+    return 0;
 }
 
 /* FP32 -> BF16, nearest even (NaN stays NaN, Inf stays Inf) */
@@ -178,6 +222,36 @@ static const void *bf16_operand(CudaImpl *im, const float *X, size_t span, int s
     return im->cvt[slot];
 }
 
+#define SKINNY_MAX_N 16
+#define SKINNY_WARPS 8
+
+/* grid (ceil(M / SKINNY_WARPS)), block (32 x SKINNY_WARPS): warp w of block b takes row b*WARPS + w */
+static __global__ void skinny_nt_kernel(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                                        int ldb, float beta, float *C, int ldc) {
+    const int lane = threadIdx.x & 31, m = blockIdx.x * SKINNY_WARPS + (threadIdx.x >> 5);
+    if (m >= M) return;
+    float acc[SKINNY_MAX_N];
+#pragma unroll
+    for (int n = 0; n < SKINNY_MAX_N; n++) acc[n] = 0.0f;
+    const float *a = A + (size_t)m * lda;
+    for (int k = lane; k < K; k += 32) {
+        const float x = a[k];
+#pragma unroll
+        for (int n = 0; n < SKINNY_MAX_N; n++)
+            if (n < N) acc[n] = fmaf(x, B[(size_t)n * ldb + k], acc[n]);
+    }
+#pragma unroll
+    for (int n = 0; n < SKINNY_MAX_N; n++) {
+        if (n >= N) break;
+        float v = acc[n];
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0) {
+            float *c = C + (size_t)m * ldc + n;
+            *c = beta == 0.0f ? alpha * v : alpha * v + beta * *c;
+        }
+    }
+}
+
 void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int N, int K, float alpha,
                     const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     CHECK(M > 0 && N > 0 && K > 0, "gemm sizes M=%d N=%d K=%d must be positive", M, N, K);
@@ -187,6 +261,12 @@ void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int
     CHECK(ldc >= N, "gemm ldc=%d < N=%d", ldc, N);
     CHECK(prec == GEMM_FP32 || prec == GEMM_BF16 || prec == GEMM_TF32, "gemm precision %d unknown", prec);
     CudaImpl *im = cuda_impl(ctx);
+    if (prec == GEMM_FP32 && !transA && transB && N <= SKINNY_MAX_N) {
+        skinny_nt_kernel<<<(unsigned)((M + SKINNY_WARPS - 1) / SKINNY_WARPS), 32 * SKINNY_WARPS, 0, im->stream>>>(
+            M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        CUDA_LAUNCH_CHECK();
+        return;
+    }
     const void *a = A, *b = B;
     if (prec == GEMM_BF16) {
         const char *e = getenv("CISPO_CUDA_FAST16BF");
@@ -203,14 +283,16 @@ void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int
     memset(&key, 0, sizeof(key));
     key.ta = transA != 0;
     key.tb = transB != 0;
-    key.m = M, key.n = N, key.k = K, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
+    /* only a dimension that is no matrix's contiguous one may grow into a bucket (a layout's rows
+     * must fit its leading dimension): M unless A is transposed, K when A is and B is not */
+    key.m = transA ? M : dim_bucket(M), key.n = N, key.k = transA && !transB ? dim_bucket(K) : K;
+    key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.prec = prec;
     key.align_a = ptr_align(a), key.align_b = ptr_align(b), key.align_c = ptr_align(C);
-    GemmPlan *p = plan_get(im, &key);
-    if (p != NULL && p->valid) {
-        CUBLAS_CHECK(cublasLtMatmul(im->lt, p->desc, &alpha, b, p->lb, a, p->la, &beta, C, p->lc, C, p->lc, &p->algo,
-                                    im->lt_ws, CUDA_LT_WORKSPACE, im->stream));
-        return;
+    if (lt_run(im, &key, M, N, K, alpha, a, b, beta, C)) return;
+    if (key.m != M || key.n != N || key.k != K) { /* the exact shape, planned on its own */
+        key.m = M, key.n = N, key.k = K;
+        if (lt_run(im, &key, M, N, K, alpha, a, b, beta, C)) return;
     }
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -259,6 +259,16 @@ static void test_gemm(void **state) {
             ok &= gemm_case(e, ta, tb, 64, 17, 130, 5, 1.0f, 0.0f);
         }
     ok &= gemm_case(e, 0, 0, 16, 24, 1, 0, 1.0f, 1.0f); /* the model's bias add: K = 1, lda = 1 */
+    /* skinny A B^T (N <= 16: the router's logits, gemm.cu's own kernel) */
+    ok &= gemm_case(e, 0, 1, 300, 8, 1024, 0, 1.0f, 0.0f);
+    ok &= gemm_case(e, 0, 1, 77, 16, 100, 3, 0.7f, 0.3f);
+    ok &= gemm_case(e, 0, 1, 5, 1, 33, 1, 1.0f, 0.0f);
+    /* token counts that share a bucketed plan (M, or K of a weight gradient), one after another */
+    const int toks[5] = {300, 257, 97, 320, 290};
+    for (int i = 0; i < 5; i++) {
+        ok &= gemm_case(e, 0, 1, toks[i], 96, 64, 0, 1.0f, 0.0f);
+        ok &= gemm_case(e, 1, 0, 64, 96, toks[i], 0, 1.0f, 1.0f);
+    }
     assert_true(ok);
 }
 
