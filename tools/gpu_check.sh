@@ -4,10 +4,10 @@
 # anchors of ../shared/anchors, and a CUDA demo run, each under its own time limit, in priority order.
 # Everything goes to stdout and to $OUT/log.txt; benchmarks write JSON into $OUT.
 #   usage (on the GPU machine): tools/gpu_check.sh [BUNDLE] [STEPS]   STEPS: comma list of
-#   tests,bench,lightning,attn,anchor_lin,anchor_hf,demo (default: all)
+#   tests,bench,lightning,attn,moe,anchor_lin,anchor_hf,demo (default: all)
 set -u
 B=$(cd "${1:-build-gpurun}" && pwd)
-STEPS=${2:-tests,bench,lightning,attn,anchor_lin,demo,anchor_hf}
+STEPS=${2:-tests,bench,lightning,attn,moe,anchor_lin,demo,anchor_hf}
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
@@ -30,6 +30,13 @@ BW=${BW:-4.3e12}
 PEAK=${PEAK:-790e12}
 if has lightning; then step bench_cuda_lightning; timeout 120 ./bench_cuda_lightning "$OUT/bench_lightning.json" --bw "$BW" --peak "$PEAK"; fi
 if has attn; then step bench_cuda_attn; timeout 150 ./bench_cuda_attn --json "$OUT/bench_attn.json" --bw "$BW" --peak "$PEAK"; fi
+if has moe; then # MoE ops vs CPU with the per-expert GEMM loop (the tests step ran the grouped path), then timings both ways
+  step moe
+  CISPO_CUDA_MOE_LOOP=1 timeout 120 ./test_cuda_moe 2>&1 | tail -30
+  echo "test_cuda_moe (CISPO_CUDA_MOE_LOOP=1) exit ${PIPESTATUS[0]}"
+  timeout 90 ./bench_cuda_moe --json "$OUT/bench_moe.json"
+  CISPO_CUDA_MOE_LOOP=1 timeout 90 ./bench_cuda_moe --json "$OUT/bench_moe_loop.json"
+fi
 if has bench; then step bench_cuda_model; timeout 200 ./bench_cuda_model --json "$OUT/bench_model.json"; fi
 if has anchor_lin; then step anchor_lightning; (cd anchors && OUT=$OUT timeout 150 python lightning_torch.py 2>&1 | tail -12); fi
 if has demo; then

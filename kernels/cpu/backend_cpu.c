@@ -58,6 +58,9 @@ static const KernelOps cpu_ops = {
 
     .adamw = adamw_cpu,
     .sumsq = sumsq_cpu,
+
+    .moe_expert_gemm = moe_expert_gemm_cpu,
+    .moe_expert_gemm_dw = moe_expert_gemm_dw_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

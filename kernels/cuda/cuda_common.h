@@ -65,7 +65,9 @@ extern "C" {
 #define CUDA_MAX_HEADS 4096         /* heads of one lightning call (slopes) */
 #define CUDA_MAX_ROT_HALF 512       /* rot_dim / 2 */
 #define CUDA_MAX_PARTIALS 1024      /* blocks of the sumsq reduction */
-#define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort (host staging) */
+#define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort */
+#define CUDA_MAX_EXPERTS 256          /* E of moe_sort / moe_expert_gemm (one scan thread per expert) */
+#define CUDA_MOE_TILE 1024            /* slots per tile of moe_sort's counting sort */
 
 #define CUDA_GEMM_PLANS 256            /* cached cuBLASLt plans (power of two) */
 #define CUDA_LT_WORKSPACE (32u << 20)  /* cuBLASLt workspace bytes */
@@ -96,7 +98,11 @@ typedef struct {
     float *d_inv_freq;   /* (CUDA_MAX_ROT_HALF) RoPE inverse frequencies, device */
     double *d_partial;   /* (CUDA_MAX_PARTIALS) sumsq per-block sums, device */
     double *h_partial;   /* (CUDA_MAX_PARTIALS) pinned host copy */
-    int *h_topk;         /* (CUDA_MAX_SORT_SLOTS) pinned host staging for moe_sort */
+    int *d_moe_counts;   /* (CUDA_MAX_SORT_SLOTS / CUDA_MOE_TILE, CUDA_MAX_EXPERTS) moe_sort tile counts, device */
+    int *d_moe_offsets;  /* (CUDA_MAX_EXPERTS + 1) moe_sort offsets, device */
+    void **d_moe_ptrs;   /* (3 * CUDA_MAX_EXPERTS) moe_expert_gemm pointer arrays, device */
+    int moe_grouped[2];  /* grouped GEMM for FP32 [0] / BF16 [1] math: 1 used, 0 refused by cuBLAS, -1 untried */
+    int moe_force_loop;  /* CISPO_CUDA_MOE_LOOP=1: one cublasGemmEx per expert instead */
     int smem_optin;      /* largest dynamic shared memory a block may opt in to (bytes) */
 } CudaImpl;
 
