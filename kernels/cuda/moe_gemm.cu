@@ -7,11 +7,11 @@
  * gemm.cu (inputs rounded to BF16, FP32 accumulation, FP32 output). The per-group sizes are host
  * arrays; the A/B/C pointer arrays are built on the host from the host offsets and uploaded with
  * cudaMemcpyAsync from pageable memory into the handle's d_moe_ptrs (returns once staged; the stream
- * orders the next upload after this GEMM). If cuBLAS refuses the grouped call for a precision
- * (NOT_SUPPORTED / INVALID_VALUE) at its first call, that is remembered in the handle and every
- * call of that precision runs one cublasGemmEx per expert (a later refusal falls back for that call) with the same compute type (also forced by
- * CISPO_CUDA_MOE_LOOP=1, for comparisons). Expert GEMMs bypass gemm.cu's plan cache: their row
- * counts change every step and would fill it.
+ * orders the next upload after this GEMM). The fallback is one cublasGemmEx per expert with the
+ * same compute type: used for a precision whose first grouped call failed (any status; remembered
+ * in the handle and logged), for a single call refused later (NOT_SUPPORTED / INVALID_VALUE; other
+ * failures abort), and always with CISPO_CUDA_MOE_LOOP=1 (for comparisons). Expert GEMMs bypass
+ * gemm.cu's plan cache: their row counts change every step and would fill it.
  *
  * Row-major to column-major as in gemm.cu (a row-major (r, c) matrix is its column-major transpose):
  *   forward / data gradient  Y_e(r,Nc) = X_e(r,Kc) op(W_e):  column-major Y_e^T(Nc,r) = op(W_e)^T X_e^T,
@@ -56,8 +56,8 @@ void moe_cuda_free(CudaImpl *im) {
     im->d_moe_ptrs = NULL;
 }
 
-/* The grouped call; returns 0 when cuBLAS refuses it (nothing ran), 1 when queued. */
-static int run_grouped(CudaImpl *im, const MoeProblem *p, int G, float beta, cublasComputeType_t ct) {
+/* The grouped call: cuBLAS's status (anything but SUCCESS: nothing ran). */
+static cublasStatus_t run_grouped(CudaImpl *im, const MoeProblem *p, int G, float beta, cublasComputeType_t ct) {
     cublasOperation_t ta[CUDA_MAX_EXPERTS], tb[CUDA_MAX_EXPERTS];
     int m[CUDA_MAX_EXPERTS], n[CUDA_MAX_EXPERTS], k[CUDA_MAX_EXPERTS], gs[CUDA_MAX_EXPERTS];
     int lda[CUDA_MAX_EXPERTS], ldb[CUDA_MAX_EXPERTS], ldc[CUDA_MAX_EXPERTS];
@@ -76,9 +76,7 @@ static int run_grouped(CudaImpl *im, const MoeProblem *p, int G, float beta, cub
     cublasStatus_t st = cublasGemmGroupedBatchedEx(im->blas, ta, tb, m, n, k, alpha, (const void *const *)d,
                                                    CUDA_R_32F, lda, (const void *const *)(d + G), CUDA_R_32F, ldb,
                                                    betas, (void *const *)(d + 2 * G), CUDA_R_32F, ldc, G, gs, ct);
-    if (st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE) return 0;
-    CUBLAS_CHECK(st);
-    return 1;
+    return st;
 }
 
 /* Run the G problems: grouped where cuBLAS takes it, else one cublasGemmEx each. */
@@ -89,15 +87,19 @@ static void run_problems(KernelCtx *ctx, const MoeProblem *p, int G, float beta)
     const cublasComputeType_t ct = bf16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
     if (!im->moe_force_loop && im->moe_grouped[bf16] != 0) {
         const int first = im->moe_grouped[bf16] == -1;
-        if (run_grouped(im, p, G, beta, ct)) {
+        cublasStatus_t st = run_grouped(im, p, G, beta, ct);
+        if (st == CUBLAS_STATUS_SUCCESS) {
             im->moe_grouped[bf16] = 1;
-            if (first) log_info("moe_expert_gemm: grouped GEMM (cublasGemmGroupedBatchedEx), %s math", bf16 ? "BF16" : "FP32");
+            if (first)
+                log_info("moe_expert_gemm: grouped GEMM (cublasGemmGroupedBatchedEx), %s math", bf16 ? "BF16" : "FP32");
             return;
         }
         if (first) { /* refused at the first try: do not ask again */
             im->moe_grouped[bf16] = 0;
-            log_info("moe_expert_gemm: cuBLAS refuses the grouped GEMM for FP32 data with %s math; one GEMM per "
-                     "expert", bf16 ? "BF16" : "FP32");
+            log_info("moe_expert_gemm: cublasGemmGroupedBatchedEx says %s for FP32 data with %s math; one GEMM "
+                     "per expert", cublasGetStatusName(st), bf16 ? "BF16" : "FP32");
+        } else if (st != CUBLAS_STATUS_NOT_SUPPORTED && st != CUBLAS_STATUS_INVALID_VALUE) {
+            CUBLAS_CHECK(st); /* a failure after it worked: not a refusal */
         }
     }
     const float alpha = 1.0f;

@@ -10,7 +10,7 @@
  * Router logits are inputs (not x W_r), drawn on a grid of 1/8 in [-2, 2], so many tokens have
  * exact ties among their experts and the two backends must pick the same experts (ties to the
  * lower index) and produce the same sort (sorted, pos, offsets compared exactly).
- * Cases: N = 1000 (E 8, odd widths C 67, F 45), N = 8192 with E = 8 and E = 32, K = 2; one case
+ * Cases: N = 5 (decode-sized: most experts empty), N = 1000 (E 8, odd widths C 67, F 45), N = 8192 with E = 8 and E = 32, K = 2; one case
  * with a skewed router (some experts get no token); one N = 8192 case in BF16 (ctx->gemm_bf16).
  * Tolerances (||gpu - cpu|| / ||cpu||, float64 norms): FP32 (CUDA cores, other summation order)
  * TOL_FP32 = 1e-5 for every tensor; BF16 expert GEMMs against the FP32 CPU TOL_BF16 = 3e-2 for
@@ -219,6 +219,7 @@ static int identical(const Case *c, const Result *a, const Result *b) {
 }
 
 static const Case CASES[] = {
+    {"N=5 E=8 K=2 (decode-sized)", 5, 8, 2, 64, 32, 0, 0},
     {"N=1000 E=8 K=2 C=67 F=45", 1000, 8, 2, 67, 45, 0, 0},
     {"N=8192 E=8 K=2 C=256 F=192", 8192, 8, 2, 256, 192, 0, 0},
     {"N=8192 E=32 K=2 C=256 F=128", 8192, 32, 2, 256, 128, 0, 0},
