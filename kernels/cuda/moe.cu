@@ -7,11 +7,12 @@
  * pick the same experts as the CPU; weights = the picked probs over their float64 sum, summed in k
  * order as the CPU does. The backward chains the renormalisation and the softmax Jacobian per token
  * (float64 warp sum for sum_e p_e dprobs_e), no scratch.
- * Permute forward: one thread per (row, column) element, a gather. Permute backward and combine
- * forward are gathers too, per (token, column) element through pos (sort's inverse map): the token's
- * K rows are added in increasing position j, the order in which the CPU's scatter adds them, with
- * the product w*yp rounded before the add (__fmul_rn: no FMA contraction), so no float atomics and
- * the results are the same run to run (and equal to the CPU's for these sums).
+ * Permute forward: one block per permuted row j, a row copy. Permute backward and combine forward
+ * are gathers too, one block per token through pos (sort's inverse map; thread 0 orders the token's
+ * K positions into shared memory): the token's K rows are added in increasing position j, the
+ * order in which the CPU's scatter adds them, with the product w*yp rounded before the add
+ * (__fmul_rn: no FMA contraction); so no float atomics, the same results run to run, and the CPU's
+ * sums bit for bit where its compiler does not contract to FMA either (x86-64 without -mfma).
  * Combine backward: one block per permuted row j (each slot s has exactly one row, so dtopk_w[s] has
  * one writer): dyp[j] += w dy[token] and dtopk_w[s] += dot(yp[j], dy[token]) (float64 block sum).
  * Slot ids and positions from device memory are range-checked on the device (DEV_CHECK).
@@ -20,7 +21,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 
-#define MOE_ROUTE_MAX_K 16 /* top-k of the warp router (k-th choices kept in registers) */
+#define MOE_ROUTE_MAX_K 16 /* top-k of the router (choices in registers) and of the per-token gathers */
 #define ROUTE_WARPS (CUDA_THREADS / 32)
 
 static __device__ __forceinline__ double warp_sum_d(double v) {
@@ -118,60 +119,59 @@ static __global__ void route_backward_kernel(float *dlogits, const float *dtopk_
     }
 }
 
-/* xp(NK,C)[j] = x(N,C)[sorted[j]/K] */
+/* grid (NK): xp(NK,C)[j] = x(N,C)[sorted[j]/K] */
 static __global__ void permute_forward_kernel(float *xp, const float *x, const int *sorted, int NK, int K, int C) {
-    GRID_STRIDE_LOOP(i, (size_t)NK * C) {
-        size_t j = i / C, c = i % C;
-        int s = sorted[j];
-        DEV_CHECK(s >= 0 && s < NK, "sorted[%d]=%d outside [0, %d)", (int)j, s, NK);
-        xp[i] = x[(size_t)(s / K) * C + c];
-    }
+    const int j = blockIdx.x;
+    const int s = sorted[j];
+    DEV_CHECK(s >= 0 && s < NK, "sorted[%d]=%d outside [0, %d)", j, s, NK);
+    const float *src = x + (size_t)(s / K) * C;
+    float *dst = xp + (size_t)j * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dst[c] = src[c];
 }
 
-/* The position of token n's t-th row in increasing order, given the (t-1)-th (prev; -1 at t = 0);
- * *slot gets its k. pn(K) = pos[n*K ...], distinct. */
-static __device__ __forceinline__ int next_pos(const int *pn, int K, int prev, int *slot) {
-    int best = 0x7fffffff, bk = 0;
-    for (int k = 0; k < K; k++) {
-        int q = pn[k];
-        if (q > prev && q < best) best = q, bk = k;
-    }
-    *slot = bk;
-    return best;
-}
-
-/* dx(N,C)[n] += dxp(NK,C)[pos[n*K + k]] over k, in increasing position */
-static __global__ void permute_backward_kernel(float *dx, const float *dxp, const int *pos, int N, int K, int C) {
-    const int NK = N * K;
-    GRID_STRIDE_LOOP(i, (size_t)N * C) {
-        size_t n = i / C, c = i % C;
-        const int *pn = pos + n * K;
-        float acc = dx[i];
-        int q = -1, k;
+/* Token n's K rows in increasing position: q[t] the t-th position, k[t] its slot. Thread 0 fills
+ * the block's shared copy from pos(NK); positions are distinct (sort's inverse map). */
+static __device__ void token_rows(int *q, int *k, const int *pos, int n, int K, int NK) {
+    __syncthreads(); /* a previous use of q, k is over */
+    if (threadIdx.x == 0) {
+        const int *pn = pos + (size_t)n * K;
+        int prev = -1;
         for (int t = 0; t < K; t++) {
-            q = next_pos(pn, K, q, &k);
-            DEV_CHECK(q >= 0 && q < NK, "pos of token %d: %d outside [0, %d)", (int)n, q, NK);
-            acc += dxp[(size_t)q * C + c];
+            int best = 0x7fffffff, bk = 0;
+            for (int i = 0; i < K; i++)
+                if (pn[i] > prev && pn[i] < best) best = pn[i], bk = i;
+            DEV_CHECK(best >= 0 && best < NK, "pos of token %d: %d outside [0, %d)", n, best, NK);
+            q[t] = best, k[t] = bk, prev = best;
         }
-        dx[i] = acc;
+    }
+    __syncthreads();
+}
+
+/* grid (N): dx(N,C)[n] += dxp(NK,C)[pos[n*K + k]] over k, in increasing position */
+static __global__ void permute_backward_kernel(float *dx, const float *dxp, const int *pos, int N, int K, int C) {
+    __shared__ int q[MOE_ROUTE_MAX_K], ks[MOE_ROUTE_MAX_K];
+    const int n = blockIdx.x;
+    token_rows(q, ks, pos, n, K, N * K);
+    float *d = dx + (size_t)n * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float acc = d[c];
+        for (int t = 0; t < K; t++) acc += dxp[(size_t)q[t] * C + c];
+        d[c] = acc;
     }
 }
 
-/* y(N,C)[n] += topk_w[n*K + k] * yp(NK,C)[pos[n*K + k]] over k, in increasing position */
+/* grid (N): y(N,C)[n] += topk_w[n*K + k] * yp(NK,C)[pos[n*K + k]] over k, in increasing position */
 static __global__ void combine_forward_kernel(float *y, const float *yp, const float *topk_w, const int *pos, int N,
                                               int K, int C) {
-    const int NK = N * K;
-    GRID_STRIDE_LOOP(i, (size_t)N * C) {
-        size_t n = i / C, c = i % C;
-        const int *pn = pos + n * K;
-        float acc = y[i];
-        int q = -1, k;
-        for (int t = 0; t < K; t++) {
-            q = next_pos(pn, K, q, &k);
-            DEV_CHECK(q >= 0 && q < NK, "pos of token %d: %d outside [0, %d)", (int)n, q, NK);
-            acc += __fmul_rn(topk_w[n * K + k], yp[(size_t)q * C + c]);
-        }
-        y[i] = acc;
+    __shared__ int q[MOE_ROUTE_MAX_K], ks[MOE_ROUTE_MAX_K];
+    const int n = blockIdx.x;
+    token_rows(q, ks, pos, n, K, N * K);
+    const float *w = topk_w + (size_t)n * K;
+    float *out = y + (size_t)n * C;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float acc = out[c];
+        for (int t = 0; t < K; t++) acc += __fmul_rn(w[ks[t]], yp[(size_t)q[t] * C + c]);
+        out[c] = acc;
     }
 }
 
@@ -223,12 +223,20 @@ void moe_route_backward_cuda(KernelCtx *ctx, float *dlogits, const float *dtopk_
 static void shuffle_check(int NK, int K, int C, const char *op) {
     CHECK(NK > 0 && K > 0 && C > 0 && NK % K == 0, "%s sizes NK=%d K=%d C=%d (need positive, K dividing NK)", op, NK,
           K, C);
+    CHECK(K <= MOE_ROUTE_MAX_K, "%s: K=%d above the CUDA kernels' %d", op, K, MOE_ROUTE_MAX_K);
+}
+
+/* Threads of a one-row-per-block shuffle kernel: C rounded up to a warp, at most CUDA_THREADS. */
+static unsigned shuffle_threads(int C) {
+    int t = (C + 31) / 32 * 32;
+    return (unsigned)(t < CUDA_THREADS ? t : CUDA_THREADS);
 }
 
 void moe_permute_forward_cuda(KernelCtx *ctx, float *xp, const float *x, const int *sorted, int NK, int K, int C) {
     shuffle_check(NK, K, C, "moe_permute");
     CHECK(xp != NULL && x != NULL && sorted != NULL, "moe_permute_forward with a NULL pointer");
-    LAUNCH_1D(ctx, permute_forward_kernel, (size_t)NK * C, xp, x, sorted, NK, K, C);
+    permute_forward_kernel<<<NK, shuffle_threads(C), 0, cuda_impl(ctx)->stream>>>(xp, x, sorted, NK, K, C);
+    CUDA_LAUNCH_CHECK();
 }
 
 void moe_permute_backward_cuda(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, const int *pos, int NK,
@@ -237,7 +245,8 @@ void moe_permute_backward_cuda(KernelCtx *ctx, float *dx, const float *dxp, cons
     CHECK(dx != NULL && dxp != NULL && pos != NULL, "moe_permute_backward with a NULL pointer");
     (void)sorted;
     const int N = NK / K;
-    LAUNCH_1D(ctx, permute_backward_kernel, (size_t)N * C, dx, dxp, pos, N, K, C);
+    permute_backward_kernel<<<N, shuffle_threads(C), 0, cuda_impl(ctx)->stream>>>(dx, dxp, pos, N, K, C);
+    CUDA_LAUNCH_CHECK();
 }
 
 void moe_combine_forward_cuda(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted,
@@ -246,7 +255,8 @@ void moe_combine_forward_cuda(KernelCtx *ctx, float *y, const float *yp, const f
     CHECK(y != NULL && yp != NULL && topk_w != NULL && pos != NULL, "moe_combine_forward with a NULL pointer");
     (void)sorted;
     const int N = NK / K;
-    LAUNCH_1D(ctx, combine_forward_kernel, (size_t)N * C, y, yp, topk_w, pos, N, K, C);
+    combine_forward_kernel<<<N, shuffle_threads(C), 0, cuda_impl(ctx)->stream>>>(y, yp, topk_w, pos, N, K, C);
+    CUDA_LAUNCH_CHECK();
 }
 
 void moe_combine_backward_cuda(KernelCtx *ctx, float *dyp, float *dtopk_w, const float *dy, const float *yp,
