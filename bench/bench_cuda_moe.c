@@ -183,27 +183,31 @@ static void add_row(Bench *b, const char *name, const char *shape, double ms, do
     fflush(stdout);
 }
 
-static void bench_shape(Bench *b, int E, int bf16) {
-    const int N = b->tokens, K = 2, C = 1024, F = 1024;
-    Layer L;
-    layer_init(&b->g, &L, N, E, K, C, F);
+/* The rows of one layer shape at one precision (the layer's buffers are shared by both). */
+static void bench_prec(Bench *b, Layer *L, int bf16) {
     b->g.gemm_bf16 = bf16;
     char shape[64];
-    snprintf(shape, sizeof shape, "N=%d E=%d K=%d C=%d F=%d %s", N, E, K, C, F, bf16 ? "bf16" : "fp32");
-    const double fl = 6.0 * N * K * (double)C * F;
-    add_row(b, "layer fwd", shape, time_ms(b, &L, RUN_FWD), -1);
-    add_row(b, "layer bwd", shape, time_ms(b, &L, RUN_BWD), -1);
-    add_row(b, "gemm fwd", shape, time_ms(b, &L, RUN_GEMM_FWD), fl);
-    add_row(b, "gemm bwd", shape, time_ms(b, &L, RUN_GEMM_BWD), 2.0 * fl);
-    add_row(b, "dense fwd", shape, time_ms(b, &L, RUN_DENSE_FWD), fl);
-    add_row(b, "sort", shape, time_ms(b, &L, RUN_SORT), -1);
+    snprintf(shape, sizeof shape, "N=%d E=%d K=%d C=%d F=%d %s", L->N, L->E, L->K, L->C, L->F, bf16 ? "bf16" : "fp32");
+    const double fl = 6.0 * L->N * L->K * (double)L->C * L->F;
+    add_row(b, "layer fwd", shape, time_ms(b, L, RUN_FWD), -1);
+    add_row(b, "layer bwd", shape, time_ms(b, L, RUN_BWD), -1);
+    add_row(b, "gemm fwd", shape, time_ms(b, L, RUN_GEMM_FWD), fl);
+    add_row(b, "gemm bwd", shape, time_ms(b, L, RUN_GEMM_BWD), 2.0 * fl);
+    add_row(b, "dense fwd", shape, time_ms(b, L, RUN_DENSE_FWD), fl);
+    add_row(b, "sort", shape, time_ms(b, L, RUN_SORT), -1);
+    b->g.gemm_bf16 = 0;
+}
+
+static void bench_shape(Bench *b, int E) {
+    Layer L;
+    layer_init(&b->g, &L, b->tokens, E, 2, 1024, 1024);
+    for (int bf16 = 0; bf16 < 2; bf16++) bench_prec(b, &L, bf16);
     int mn = L.offsets[1] - L.offsets[0], mx = mn;
     for (int e = 1; e < E; e++) {
         int r = L.offsets[e + 1] - L.offsets[e];
         mn = r < mn ? r : mn, mx = r > mx ? r : mx;
     }
     printf("           rows per expert: min %d max %d\n", mn, mx);
-    b->g.gemm_bf16 = 0;
     layer_free(&b->g, &L);
 }
 
@@ -249,8 +253,7 @@ int main(int argc, char **argv) {
     CU(cudaGetDeviceProperties(&prop, 0));
     CU(cudaDriverGetVersion(&driver));
     printf("bench_cuda_moe on %s (driver %d), commit %s\n", prop.name, driver, cispo_version());
-    for (int bf16 = 0; bf16 < 2; bf16++)
-        for (int E = 8; E <= 32; E *= 4) bench_shape(&b, E, bf16);
+    for (int E = 8; E <= 32; E *= 4) bench_shape(&b, E);
     if (b.json) write_json(&b, prop.name, driver);
     kernel_ctx_free(&b.g);
     return 0;
