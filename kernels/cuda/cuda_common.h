@@ -67,7 +67,7 @@ extern "C" {
 #define CUDA_MAX_PARTIALS 1024      /* blocks of the sumsq reduction */
 #define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort */
 #define CUDA_MAX_EXPERTS 256          /* E of moe_sort / moe_expert_gemm (one scan thread per expert) */
-#define CUDA_MOE_TILE 1024            /* slots per tile of moe_sort's counting sort */
+#define CUDA_MOE_TILE 256             /* slots per tile of moe_sort's counting sort (one warp scatters a tile) */
 
 #define CUDA_GEMM_PLANS 256            /* cached cuBLASLt plans (power of two) */
 #define CUDA_LT_WORKSPACE (32u << 20)  /* cuBLASLt workspace bytes */
@@ -98,7 +98,7 @@ typedef struct {
     float *d_inv_freq;   /* (CUDA_MAX_ROT_HALF) RoPE inverse frequencies, device */
     double *d_partial;   /* (CUDA_MAX_PARTIALS) sumsq per-block sums, device */
     double *h_partial;   /* (CUDA_MAX_PARTIALS) pinned host copy */
-    int *d_moe_counts;   /* (CUDA_MAX_SORT_SLOTS / CUDA_MOE_TILE, CUDA_MAX_EXPERTS) moe_sort tile counts, device */
+    int *d_moe_counts;   /* (CUDA_MAX_EXPERTS, CUDA_MAX_SORT_SLOTS / CUDA_MOE_TILE) moe_sort tile counts, device */
     int *d_moe_offsets;  /* (CUDA_MAX_EXPERTS + 1) moe_sort offsets, device */
     void **d_moe_ptrs;   /* (3 * CUDA_MAX_EXPERTS) moe_expert_gemm pointer arrays, device */
     int moe_grouped[2];  /* grouped GEMM for FP32 [0] / BF16 [1] math: 1 used, 0 refused by cuBLAS, -1 untried */
