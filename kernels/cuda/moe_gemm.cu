@@ -5,9 +5,10 @@
  * group of size 1 per expert: the row count differs per expert), FP32 matrices, compute type
  * CUBLAS_COMPUTE_32F or, with ctx->gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF: the precision rule of
  * gemm.cu (inputs rounded to BF16, FP32 accumulation, FP32 output). The per-group sizes are host
- * arrays; the A/B/C pointer arrays are built on the host from the host offsets and uploaded with
- * cudaMemcpyAsync from pageable memory into the handle's d_moe_ptrs (returns once staged; the stream
- * orders the next upload after this GEMM). The fallback is one cublasGemmEx per expert with the
+ * arrays; the A/B/C pointer arrays are built on the host from the host offsets and uploaded into the
+ * handle's d_moe_ptrs through a ring of pinned staging slots (an event per slot says when the host
+ * may reuse it), so the call does not synchronise (a pageable copy would); the stream orders the next
+ * upload after this GEMM. The fallback is one cublasGemmEx per expert with the
  * same compute type: used for a precision whose first grouped call failed (any status; remembered
  * in the handle and logged), for a single call refused later (NOT_SUPPORTED / INVALID_VALUE; other
  * failures abort), and always with CISPO_CUDA_MOE_LOOP=1 (for comparisons). Expert GEMMs bypass
@@ -43,6 +44,10 @@ void moe_cuda_init(CudaImpl *im) {
     CUDA_CHECK(cudaMalloc((void **)&im->d_moe_counts, tiles * CUDA_MAX_EXPERTS * sizeof(int)));
     CUDA_CHECK(cudaMalloc((void **)&im->d_moe_offsets, (CUDA_MAX_EXPERTS + 1) * sizeof(int)));
     CUDA_CHECK(cudaMalloc((void **)&im->d_moe_ptrs, 3 * CUDA_MAX_EXPERTS * sizeof(void *)));
+    CUDA_CHECK(cudaMallocHost((void **)&im->h_moe_ptrs, (size_t)CUDA_MOE_RING * 3 * CUDA_MAX_EXPERTS * sizeof(void *)));
+    for (int i = 0; i < CUDA_MOE_RING; i++)
+        CUDA_CHECK(cudaEventCreateWithFlags(&im->moe_ev[i], cudaEventDisableTiming));
+    im->moe_ring = 0;
     im->moe_grouped[0] = im->moe_grouped[1] = -1;
     const char *loop = getenv("CISPO_CUDA_MOE_LOOP");
     im->moe_force_loop = loop != NULL && strcmp(loop, "1") == 0;
@@ -52,8 +57,23 @@ void moe_cuda_free(CudaImpl *im) {
     CUDA_CHECK(cudaFree(im->d_moe_counts));
     CUDA_CHECK(cudaFree(im->d_moe_offsets));
     CUDA_CHECK(cudaFree(im->d_moe_ptrs));
+    CUDA_CHECK(cudaFreeHost(im->h_moe_ptrs));
+    for (int i = 0; i < CUDA_MOE_RING; i++) CUDA_CHECK(cudaEventDestroy(im->moe_ev[i]));
     im->d_moe_counts = im->d_moe_offsets = NULL;
     im->d_moe_ptrs = NULL;
+    im->h_moe_ptrs = NULL;
+}
+
+/* Upload the pointer arrays ptrs(3G) to d_moe_ptrs without synchronising: through a pinned ring slot
+ * whose previous upload is known done (its event), so the host may overwrite it. */
+static void upload_ptrs(CudaImpl *im, const void *const *ptrs, int G) {
+    const int slot = im->moe_ring;
+    im->moe_ring = (slot + 1) % CUDA_MOE_RING;
+    void **h = im->h_moe_ptrs + (size_t)slot * 3 * CUDA_MAX_EXPERTS;
+    CUDA_CHECK(cudaEventSynchronize(im->moe_ev[slot])); /* never recorded: returns at once */
+    memcpy(h, ptrs, (size_t)3 * G * sizeof(void *));
+    CUDA_CHECK(cudaMemcpyAsync(im->d_moe_ptrs, h, (size_t)3 * G * sizeof(void *), cudaMemcpyHostToDevice, im->stream));
+    CUDA_CHECK(cudaEventRecord(im->moe_ev[slot], im->stream));
 }
 
 /* The grouped call: cuBLAS's status (anything but SUCCESS: nothing ran). */
@@ -70,8 +90,7 @@ static cublasStatus_t run_grouped(CudaImpl *im, const MoeProblem *p, int G, floa
         alpha[g] = 1.0f, betas[g] = beta, gs[g] = 1;
         ptrs[g] = p[g].A, ptrs[G + g] = p[g].B, ptrs[2 * G + g] = p[g].C;
     }
-    CUDA_CHECK(cudaMemcpyAsync(im->d_moe_ptrs, ptrs, (size_t)3 * G * sizeof(void *), cudaMemcpyHostToDevice,
-                               im->stream));
+    upload_ptrs(im, ptrs, G);
     void **d = im->d_moe_ptrs;
     cublasStatus_t st = cublasGemmGroupedBatchedEx(im->blas, ta, tb, m, n, k, alpha, (const void *const *)d,
                                                    CUDA_R_32F, lda, (const void *const *)(d + G), CUDA_R_32F, ldb,
