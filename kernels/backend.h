@@ -167,18 +167,21 @@ typedef struct KernelOps {
     void (*moe_route_backward)(KernelCtx *ctx, float *dlogits, const float *dtopk_w, const float *dprobs,
                                const float *probs, const int *topk_idx, const float *topk_w, int N, int E, int K);
     /* Group the N*K (token, slot) pairs by expert, stable in slot order: sorted(N*K) lists slot ids
-     * s = n*K + k; offsets(E+1) delimit each expert's run. Both in host memory (the expert GEMM
-     * loop needs the counts on the host). topk_idx in backend memory. */
-    void (*moe_sort)(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E);
-    /* Gather: xp(N*K, C) row j = x(N,C) row sorted[j]/K. Backward: dx[sorted[j]/K] += dxp[j].
-     * `sorted` is in backend memory here (copy it there after moe_sort). */
+     * s = n*K + k; pos(N*K) is its inverse, pos[sorted[j]] = j; offsets(E+1) delimit each expert's
+     * run. topk_idx, sorted and pos in backend memory; offsets in HOST memory (the expert GEMMs need
+     * the counts on the host: on CUDA only these E+1 ints cross, and the call synchronises). */
+    void (*moe_sort)(KernelCtx *ctx, int *sorted, int *pos, int *offsets, const int *topk_idx, int N, int K, int E);
+    /* Gather: xp(N*K, C) row j = x(N,C) row sorted[j]/K. Backward: dx[sorted[j]/K] += dxp[j], each
+     * token adding its K rows in increasing j (= expert order; a gather through pos on CUDA, so
+     * deterministic without atomics). sorted and pos in backend memory. */
     void (*moe_permute_forward)(KernelCtx *ctx, float *xp, const float *x, const int *sorted, int NK, int K, int C);
-    void (*moe_permute_backward)(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, int NK, int K,
-                                 int C);
-    /* Combine: y(N,C) += topk_w[s] * yp[j] for s = sorted[j] (token s/K). Backward:
-     * dyp[j] += topk_w[s] * dy[s/K]; dtopk_w[s] += dot(yp[j], dy[s/K]). */
+    void (*moe_permute_backward)(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, const int *pos,
+                                 int NK, int K, int C);
+    /* Combine: y(N,C) += topk_w[s] * yp[j] for s = sorted[j] (token s/K), each token adding its K
+     * terms in increasing j as above. Backward: dyp[j] += topk_w[s] * dy[s/K];
+     * dtopk_w[s] += dot(yp[j], dy[s/K]). */
     void (*moe_combine_forward)(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted,
-                                int NK, int K, int C);
+                                const int *pos, int NK, int K, int C);
     void (*moe_combine_backward)(KernelCtx *ctx, float *dyp, float *dtopk_w, const float *dy, const float *yp,
                                  const float *topk_w, const int *sorted, int NK, int K, int C);
 
@@ -250,6 +253,20 @@ typedef struct KernelOps {
                    const uint64_t *stream, const uint64_t *counter, int B, int V, float temperature, float top_p,
                    uint64_t seed);
     size_t (*sample_ws_bytes)(int B, int V);
+    /* ---- MoE expert GEMMs over the expert-sorted rows (after moe_sort; offsets(E+1) host) ----
+     * For each expert e with r = offsets[e+1] - offsets[e] > 0 rows starting at r0 = offsets[e]:
+     * moe_expert_gemm:    Y[r0:r0+r](r,Nc) = X[r0:r0+r](r,Kc) op(W_e) + beta Y[r0:r0+r], with X(N*K,Kc),
+     *                     Y(N*K,Nc); transW != 0: W(E,Nc,Kc), op = transpose (the forward);
+     *                     transW == 0: W(E,Kc,Nc) (the backward's data gradient).
+     * moe_expert_gemm_dw: dW_e(Nc,Kc) += G[r0:r0+r](r,Nc)^T X[r0:r0+r](r,Kc), dW(E,Nc,Kc) (weight
+     *                     gradient, accumulates); experts without rows are left unchanged.
+     * Precision follows ctx->gemm_bf16 as `gemm` does. The CPU runs exactly the per-expert `gemm`
+     * loop; CUDA runs one grouped GEMM (cublasGemmGroupedBatchedEx) or, where cuBLAS refuses it,
+     * one cublasGemmEx per expert. */
+    void (*moe_expert_gemm)(KernelCtx *ctx, float *Y, const float *X, const float *W, const int *offsets, int E,
+                            int Nc, int Kc, int transW, float beta);
+    void (*moe_expert_gemm_dw)(KernelCtx *ctx, float *dW, const float *G, const float *X, const int *offsets, int E,
+                               int Nc, int Kc);
 
     /* ---- backend handle ---- (may be NULL: nothing to set up) */
     /* Create ctx->impl (library handles, streams, metadata buffers); called by kernel_ctx_init

@@ -45,27 +45,14 @@ static void mlp_moe_backward(Model *m, LayerActs *la, const LayerParams *lp, con
     ZERO(a->d_topk_w, (size_t)N * K);
     ops->moe_combine_backward(ctx, a->d_yp, a->d_topk_w, a->d_br, la->yp, la->topk_w, la->sorted, NK, K, C);
     ZERO(a->d_hact, (size_t)NK * F);
-    for (int e = 0; e < E; e++) {
-        int r0 = la->offsets[e], rows = la->offsets[e + 1] - r0;
-        if (!rows) continue;
-        const float *wd = lp->down + (size_t)e * C * F;
-        float *gwd = lg->down + (size_t)e * C * F;
-        ops->gemm(ctx, 0, 0, rows, F, C, 1.0f, a->d_yp + (size_t)r0 * C, C, wd, F, 1.0f, a->d_hact + (size_t)r0 * F, F);
-        ops->gemm(ctx, 1, 0, C, F, rows, 1.0f, a->d_yp + (size_t)r0 * C, C, la->hact + (size_t)r0 * F, F, 1.0f, gwd, F);
-    }
+    ops->moe_expert_gemm(ctx, a->d_hact, a->d_yp, lp->down, la->offsets, E, F, C, 0, 1.0f);
+    ops->moe_expert_gemm_dw(ctx, lg->down, a->d_yp, la->hact, la->offsets, E, C, F);
     ZERO(a->d_h13, (size_t)NK * 2 * F);
     ops->swiglu_backward(ctx, a->d_h13, a->d_hact, la->h13, NK, F);
     ZERO(a->d_xp, (size_t)NK * C);
-    for (int e = 0; e < E; e++) {
-        int r0 = la->offsets[e], rows = la->offsets[e + 1] - r0;
-        if (!rows) continue;
-        const float *wgu = lp->gate_up + (size_t)e * 2 * F * C;
-        float *gwgu = lg->gate_up + (size_t)e * 2 * F * C;
-        const float *dh = a->d_h13 + (size_t)r0 * 2 * F;
-        ops->gemm(ctx, 0, 0, rows, C, 2 * F, 1.0f, dh, 2 * F, wgu, C, 1.0f, a->d_xp + (size_t)r0 * C, C);
-        ops->gemm(ctx, 1, 0, 2 * F, C, rows, 1.0f, dh, 2 * F, la->xp + (size_t)r0 * C, C, 1.0f, gwgu, C);
-    }
-    ops->moe_permute_backward(ctx, a->d_n, a->d_xp, la->sorted, NK, K, C);
+    ops->moe_expert_gemm(ctx, a->d_xp, a->d_h13, lp->gate_up, la->offsets, E, C, 2 * F, 0, 1.0f);
+    ops->moe_expert_gemm_dw(ctx, lg->gate_up, a->d_h13, la->xp, la->offsets, E, 2 * F, C);
+    ops->moe_permute_backward(ctx, a->d_n, a->d_xp, la->sorted, la->pos, NK, K, C);
     const float *dprobs = daux != 0.0f ? a->d_probs : NULL; /* filled once by model_backward */
     ZERO(a->d_logits_e, (size_t)N * E);
     ops->moe_route_backward(ctx, a->d_logits_e, a->d_topk_w, dprobs, la->probs, la->topk_idx, la->topk_w, N, E, K);

@@ -64,21 +64,14 @@ void model_mlp_forward(Model *m, int l, LayerActs *la, const float *n2, int N, f
     model_linear(m, la->rl, n2, lp->router, NULL, N, C, E, 0.0f);
     m->ctx->gemm_bf16 = bf16;
     ops->moe_route_forward(ctx, la->probs, la->topk_idx, la->topk_w, la->rl, N, E, K);
-    ops->moe_sort(ctx, la->sorted_host, la->offsets, la->topk_idx, N, K, E);
-    ops->copy_h2d(ctx, la->sorted, la->sorted_host, (size_t)NK * sizeof(int));
+    ops->moe_sort(ctx, la->sorted, la->pos, la->offsets, la->topk_idx, N, K, E);
     ops->moe_permute_forward(ctx, la->xp, n2, la->sorted, NK, K, C);
-    for (int e = 0; e < E; e++) {
-        int r0 = la->offsets[e], rows = la->offsets[e + 1] - r0;
-        if (rows == 0) continue;
-        const float *wgu = lp->gate_up + (size_t)e * 2 * F * C; /* (2F, C) */
-        const float *wd = lp->down + (size_t)e * C * F;         /* (C, F) */
-        ops->gemm(ctx, 0, 1, rows, 2 * F, C, 1.0f, la->xp + (size_t)r0 * C, C, wgu, C, 0.0f,
-                  la->h13 + (size_t)r0 * 2 * F, 2 * F);
-        ops->swiglu_forward(ctx, la->hact + (size_t)r0 * F, la->h13 + (size_t)r0 * 2 * F, rows, F);
-        ops->gemm(ctx, 0, 1, rows, C, F, 1.0f, la->hact + (size_t)r0 * F, F, wd, F, 0.0f, la->yp + (size_t)r0 * C, C);
-    }
+    /* per expert e: h13 = xp W_gu,e^T (rows, 2F); hact = SwiGLU(h13); yp = hact W_d,e^T (rows, C) */
+    ops->moe_expert_gemm(ctx, la->h13, la->xp, lp->gate_up, la->offsets, E, 2 * F, C, 1, 0.0f);
+    ops->swiglu_forward(ctx, la->hact, la->h13, NK, F);
+    ops->moe_expert_gemm(ctx, la->yp, la->hact, lp->down, la->offsets, E, C, F, 1, 0.0f);
     ops->zero(ctx, out, (size_t)N * C * sizeof(float));
-    ops->moe_combine_forward(ctx, out, la->yp, la->topk_w, la->sorted, NK, K, C);
+    ops->moe_combine_forward(ctx, out, la->yp, la->topk_w, la->sorted, la->pos, NK, K, C);
 }
 
 void model_lightning_proj_in(Model *m, int l, LayerActs *la, const float *n1, int N) {

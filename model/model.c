@@ -172,6 +172,7 @@ static void carve_acts(const Model *m, ModelActs *a, Carve *cv) {
             la->topk_idx = CI(cv, N * K);
             la->topk_w = CF(cv, N * K);
             la->sorted = CI(cv, NK);
+            la->pos = CI(cv, NK);
             la->xp = CF(cv, NK * C);
             la->yp = CF(cv, NK * C);
         }
@@ -225,7 +226,6 @@ static void alloc_host_acts(Model *m) {
     const size_t L = c->num_hidden_layers;
     ModelActs *a = m->acts;
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        a->layer[l].sorted_host = xcalloc(N * K, sizeof(int));
         a->layer[l].offsets = xcalloc(E + 1, sizeof(int));
     }
     a->host_probs = xcalloc(L * N * E, sizeof(float));
@@ -311,7 +311,6 @@ void model_free(Model *m) {
     if (m->acts) {
         ops->free(m->ctx, m->acts->block);
         for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
-            free(m->acts->layer[l].sorted_host);
             free(m->acts->layer[l].offsets);
         }
         free(m->acts->pack_start);

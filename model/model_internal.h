@@ -43,8 +43,7 @@ typedef struct {
     float *rl, *probs;        /* (N,E) router logits, probabilities */
     int *topk_idx;            /* (N,K) */
     float *topk_w;            /* (N,K) */
-    int *sorted_host;         /* (N*K) host */
-    int *sorted;              /* (N*K) backend copy */
+    int *sorted, *pos;        /* (N*K) (N*K) backend: slots in expert order, and its inverse */
     int *offsets;             /* (E+1) host */
     float *xp;                /* (N*K,C) permuted inputs */
     float *h13, *hact;        /* MoE: (N*K,2F) (N*K,F); dense: (N,2F) (N,F) */

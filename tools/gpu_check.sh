@@ -4,10 +4,10 @@
 # anchors of ../shared/anchors, and a CUDA demo run, each under its own time limit, in priority order.
 # Everything goes to stdout and to $OUT/log.txt; benchmarks write JSON into $OUT.
 #   usage (on the GPU machine): tools/gpu_check.sh [BUNDLE] [STEPS]   STEPS: comma list of
-#   tests,bench,ops,fused,rollout,profile,lightning,attn,anchor_lin,anchor_hf,demo (default: all but profile)
+#   tests,bench,ops,fused,rollout,moe,profile,lightning,attn,anchor_lin,anchor_hf,demo (default: all but profile)
 set -u
 B=$(cd "${1:-build-gpurun}" && pwd)
-STEPS=${2:-tests,bench,ops,fused,rollout,lightning,attn,anchor_lin,demo,anchor_hf}
+STEPS=${2:-tests,bench,ops,fused,rollout,moe,lightning,attn,anchor_lin,demo,anchor_hf}
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
@@ -42,6 +42,13 @@ if has bench; then # one process per config: a shape that runs out of memory doe
 fi
 if has fused; then step bench_cuda_fused; timeout 120 ./bench_cuda_fused --json "$OUT/bench_fused.json" --params "${FUSED_PARAMS:-1e9}"; fi
 if has rollout; then step bench_cuda_rollout; timeout 150 ./bench_cuda_rollout --json "$OUT/bench_rollout.json"; fi
+if has moe; then # MoE ops vs CPU with the per-expert GEMM loop (the tests step ran the grouped path), then timings both ways
+  step moe
+  CISPO_CUDA_MOE_LOOP=1 timeout 120 ./test_cuda_moe 2>&1 | tail -30
+  echo "test_cuda_moe (CISPO_CUDA_MOE_LOOP=1) exit ${PIPESTATUS[0]}"
+  timeout 90 ./bench_cuda_moe --json "$OUT/bench_moe.json"
+  CISPO_CUDA_MOE_LOOP=1 timeout 90 ./bench_cuda_moe --json "$OUT/bench_moe_loop.json"
+fi
 if has anchor_lin; then step anchor_lightning; (cd anchors && OUT=$OUT timeout 150 python lightning_torch.py 2>&1 | tail -12); fi
 if has demo; then
   step demo_cuda

@@ -66,6 +66,9 @@ static const KernelOps cpu_ops = {
 
     .sample = sample_cpu,
     .sample_ws_bytes = sample_ws_bytes_cpu,
+
+    .moe_expert_gemm = moe_expert_gemm_cpu,
+    .moe_expert_gemm_dw = moe_expert_gemm_dw_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

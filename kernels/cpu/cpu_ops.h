@@ -40,11 +40,13 @@ void attention_decode_cpu(KernelCtx *ctx, float *out, const float *q, const floa
 size_t attention_ws_bytes_cpu(int max_seq_len, int NH, int HS);
 void moe_route_forward_cpu(KernelCtx *ctx, float *probs, int *topk_idx, float *topk_w, const float *logits, int N, int E, int K);
 void moe_route_backward_cpu(KernelCtx *ctx, float *dlogits, const float *dtopk_w, const float *dprobs, const float *probs, const int *topk_idx, const float *topk_w, int N, int E, int K);
-void moe_sort_cpu(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E);
+void moe_sort_cpu(KernelCtx *ctx, int *sorted, int *pos, int *offsets, const int *topk_idx, int N, int K, int E);
 void moe_permute_forward_cpu(KernelCtx *ctx, float *xp, const float *x, const int *sorted, int NK, int K, int C);
-void moe_permute_backward_cpu(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, int NK, int K, int C);
-void moe_combine_forward_cpu(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted, int NK, int K, int C);
+void moe_permute_backward_cpu(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, const int *pos, int NK, int K, int C);
+void moe_combine_forward_cpu(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted, const int *pos, int NK, int K, int C);
 void moe_combine_backward_cpu(KernelCtx *ctx, float *dyp, float *dtopk_w, const float *dy, const float *yp, const float *topk_w, const int *sorted, int NK, int K, int C);
+void moe_expert_gemm_cpu(KernelCtx *ctx, float *Y, const float *X, const float *W, const int *offsets, int E, int Nc, int Kc, int transW, float beta);
+void moe_expert_gemm_dw_cpu(KernelCtx *ctx, float *dW, const float *G, const float *X, const int *offsets, int E, int Nc, int Kc);
 void lm_head_forward_cpu(KernelCtx *ctx, float *logp, float *lse, float *logits_out, const float *h, const float *W, const int *targets, int N, int C, int V);
 void lm_head_backward_cpu(KernelCtx *ctx, float *dh, float *dW, const float *dlogp, const float *dlse, const float *h, const float *W, const int *targets, const float *lse, int N, int C, int V);
 size_t lm_head_ws_bytes_cpu(int N, int C, int V);

@@ -11,7 +11,13 @@
  * expert e's count is kept at offsets[e+2], so after the prefix sum offsets[e+1] is e's start and
  * serves as its write cursor; after placement offsets[e+1] is e's end = start of e+1.
  *
- * Permute gathers token rows into expert order; combine scatters expert outputs back, weighted.
+ * pos, the inverse of sorted, is written alongside (the CUDA backend gathers through it).
+ *
+ * Permute gathers token rows into expert order; combine scatters expert outputs back, weighted,
+ * walking j in increasing order (so each token's K terms are added in expert order; the CUDA
+ * gathers reproduce that order). pos is not needed here.
+ *
+ * Expert GEMMs: one `gemm` per expert with rows, on the row block [offsets[e], offsets[e+1]).
  */
 #include <math.h>
 #include <string.h>
@@ -91,10 +97,10 @@ void moe_route_backward_cpu(KernelCtx *ctx, float *dlogits, const float *dtopk_w
     }
 }
 
-/* sorted(N*K) slot ids grouped by expert, offsets(E+1); host memory */
-void moe_sort_cpu(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E) {
+/* sorted(N*K) slot ids grouped by expert, pos(N*K) its inverse, offsets(E+1) */
+void moe_sort_cpu(KernelCtx *ctx, int *sorted, int *pos, int *offsets, const int *topk_idx, int N, int K, int E) {
     CHECK(N > 0 && K > 0 && E > 0, "moe_sort sizes N=%d K=%d E=%d must be positive", N, K, E);
-    CHECK(sorted != NULL && offsets != NULL && topk_idx != NULL, "moe_sort with a NULL pointer");
+    CHECK(sorted != NULL && pos != NULL && offsets != NULL && topk_idx != NULL, "moe_sort with a NULL pointer");
     int NK = N * K;
     memset(offsets, 0, (size_t)(E + 1) * sizeof(int));
     for (int s = 0; s < NK; s++) {
@@ -103,7 +109,11 @@ void moe_sort_cpu(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx
         if (e + 2 <= E) offsets[e + 2]++;
     }
     for (int e = 1; e <= E; e++) offsets[e] += offsets[e - 1];
-    for (int s = 0; s < NK; s++) sorted[offsets[topk_idx[s] + 1]++] = s;
+    for (int s = 0; s < NK; s++) {
+        int j = offsets[topk_idx[s] + 1]++;
+        sorted[j] = s;
+        pos[s] = j;
+    }
     CHECK(offsets[E] == NK, "moe_sort placed %d of %d slots", offsets[E], NK);
 }
 
@@ -118,8 +128,8 @@ void moe_permute_forward_cpu(KernelCtx *ctx, float *xp, const float *x, const in
 }
 
 /* dx(N,C)[sorted[j]/K] += dxp(NK,C)[j] */
-void moe_permute_backward_cpu(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, int NK, int K,
-                              int C) {
+void moe_permute_backward_cpu(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, const int *pos,
+                              int NK, int K, int C) {
     CHECK(NK > 0 && K > 0 && C > 0, "moe_permute sizes NK=%d K=%d C=%d must be positive", NK, K, C);
     CHECK(dx != NULL && dxp != NULL && sorted != NULL, "moe_permute_backward with a NULL pointer");
     for (int j = 0; j < NK; j++) {
@@ -132,7 +142,7 @@ void moe_permute_backward_cpu(KernelCtx *ctx, float *dx, const float *dxp, const
 
 /* y(N,C)[s/K] += topk_w(NK)[s] * yp(NK,C)[j], s = sorted[j] */
 void moe_combine_forward_cpu(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted,
-                             int NK, int K, int C) {
+                             const int *pos, int NK, int K, int C) {
     CHECK(NK > 0 && K > 0 && C > 0, "moe_combine sizes NK=%d K=%d C=%d must be positive", NK, K, C);
     CHECK(y != NULL && yp != NULL && topk_w != NULL && sorted != NULL, "moe_combine_forward with a NULL pointer");
     for (int j = 0; j < NK; j++) {
@@ -164,5 +174,41 @@ void moe_combine_backward_cpu(KernelCtx *ctx, float *dyp, float *dtopk_w, const 
             dot += (double)src[c] * g[c];
         }
         dtopk_w[s] += (float)dot;
+    }
+}
+
+static void expert_gemm_check(const int *offsets, int E, int Nc, int Kc, const char *op) {
+    CHECK(offsets != NULL && E > 0 && Nc > 0 && Kc > 0, "%s sizes E=%d Nc=%d Kc=%d (offsets %p)", op, E, Nc, Kc,
+          (const void *)offsets);
+    CHECK(offsets[0] == 0, "%s: offsets[0]=%d must be 0", op, offsets[0]);
+    for (int e = 0; e < E; e++)
+        CHECK(offsets[e + 1] >= offsets[e], "%s: offsets[%d]=%d > offsets[%d]=%d", op, e, offsets[e], e + 1,
+              offsets[e + 1]);
+}
+
+/* Y(NK,Nc)[rows of e] = X(NK,Kc)[rows of e] op(W_e) + beta Y; W (E,Nc,Kc) if transW else (E,Kc,Nc) */
+void moe_expert_gemm_cpu(KernelCtx *ctx, float *Y, const float *X, const float *W, const int *offsets, int E, int Nc,
+                         int Kc, int transW, float beta) {
+    expert_gemm_check(offsets, E, Nc, Kc, "moe_expert_gemm");
+    CHECK(Y != NULL && X != NULL && W != NULL, "moe_expert_gemm with a NULL matrix");
+    for (int e = 0; e < E; e++) {
+        int r0 = offsets[e], rows = offsets[e + 1] - r0;
+        if (rows == 0) continue;
+        const float *We = W + (size_t)e * Nc * Kc;
+        gemm_cpu(ctx, 0, transW != 0, rows, Nc, Kc, 1.0f, X + (size_t)r0 * Kc, Kc, We, transW ? Kc : Nc, beta,
+                 Y + (size_t)r0 * Nc, Nc);
+    }
+}
+
+/* dW(E,Nc,Kc)_e += G(NK,Nc)[rows of e]^T X(NK,Kc)[rows of e] */
+void moe_expert_gemm_dw_cpu(KernelCtx *ctx, float *dW, const float *G, const float *X, const int *offsets, int E,
+                            int Nc, int Kc) {
+    expert_gemm_check(offsets, E, Nc, Kc, "moe_expert_gemm_dw");
+    CHECK(dW != NULL && G != NULL && X != NULL, "moe_expert_gemm_dw with a NULL matrix");
+    for (int e = 0; e < E; e++) {
+        int r0 = offsets[e], rows = offsets[e + 1] - r0;
+        if (rows == 0) continue;
+        gemm_cpu(ctx, 1, 0, Nc, Kc, rows, 1.0f, G + (size_t)r0 * Nc, Nc, X + (size_t)r0 * Kc, Kc, 1.0f,
+                 dW + (size_t)e * Nc * Kc, Kc);
     }
 }

@@ -74,6 +74,9 @@ static const KernelOps cuda_ops = {
     .sample = sample_cuda,
     .sample_ws_bytes = sample_ws_bytes_cuda,
 
+    .moe_expert_gemm = moe_expert_gemm_cuda,
+    .moe_expert_gemm_dw = moe_expert_gemm_dw_cuda,
+
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,
 };

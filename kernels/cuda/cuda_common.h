@@ -65,7 +65,10 @@ extern "C" {
 #define CUDA_MAX_HEADS 4096         /* heads of one lightning call (slopes) */
 #define CUDA_MAX_ROT_HALF 512       /* rot_dim / 2 */
 #define CUDA_MAX_PARTIALS 1024      /* blocks of the sumsq reduction */
-#define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort (host staging) */
+#define CUDA_MAX_SORT_SLOTS (1 << 22) /* N*K slots of moe_sort */
+#define CUDA_MAX_EXPERTS 256          /* E of moe_sort / moe_expert_gemm (one scan thread per expert) */
+#define CUDA_MOE_RING 8               /* pinned staging slots of the expert GEMMs' pointer arrays */
+#define CUDA_MOE_TILE 256             /* slots per tile of moe_sort's counting sort (one warp scatters a tile) */
 #define CUDA_RMS_PARTIAL_FLOATS (1 << 21) /* per-slab dw partial sums of the RMSNorm backward (8 MiB) */
 
 #define CUDA_GEMM_PLANS 1024           /* cached cuBLASLt plans (power of two) */
@@ -98,7 +101,14 @@ typedef struct {
     double *d_partial;   /* (CUDA_MAX_PARTIALS) sumsq per-block sums, device */
     double *h_partial;   /* (CUDA_MAX_PARTIALS) pinned host copy */
     float *d_rms_partial; /* (CUDA_RMS_PARTIAL_FLOATS) RMSNorm dw slab sums (fused.cu), device */
-    int *h_topk;         /* (CUDA_MAX_SORT_SLOTS) pinned host staging for moe_sort */
+    int *d_moe_counts;   /* (CUDA_MAX_EXPERTS, CUDA_MAX_SORT_SLOTS / CUDA_MOE_TILE) moe_sort tile counts, device */
+    int *d_moe_offsets;  /* (CUDA_MAX_EXPERTS + 1) moe_sort offsets, device */
+    void **d_moe_ptrs;   /* (3 * CUDA_MAX_EXPERTS) moe_expert_gemm pointer arrays, device */
+    void **h_moe_ptrs;   /* (CUDA_MOE_RING, 3 * CUDA_MAX_EXPERTS) their pinned host staging, a ring */
+    cudaEvent_t moe_ev[CUDA_MOE_RING]; /* recorded after each ring slot's upload */
+    int moe_ring;        /* the ring slot the next upload uses */
+    int moe_grouped[3];  /* grouped GEMM for FP32 [0] / BF16 [1] / FAST_16BF [2] (moe_gemm.cu): 1 used, 0 refused, -1 untried */
+    int moe_force_loop;  /* CISPO_CUDA_MOE_LOOP=1: one cublasGemmEx per expert instead */
     int smem_optin;      /* largest dynamic shared memory a block may opt in to (bytes) */
     /* BF16 GEMM operands (gemm.cu): the registered parameter block (params_register) and its BF16
      * copy, refreshed before a BF16 GEMM reads it after any op wrote into the block; and two

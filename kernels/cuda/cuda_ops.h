@@ -31,6 +31,10 @@ void params_register_cuda(KernelCtx *ctx, const float *base, size_t n);
 /* Mark the BF16 copy stale when [dst, dst + bytes) overlaps the registered block; every CUDA code
  * path that writes parameters calls it (memory ops, adamw). ctx may be NULL (no-op). */
 void cuda_params_touched(KernelCtx *ctx, const void *dst, size_t bytes);
+/* The BF16 version of the FP32 matrix X covering `span` elements: its place in the registered
+ * block's BF16 copy (refreshed first when stale), or its conversion into scratch buffer `slot`
+ * (0 or 1; valid until the next call with that slot). */
+const void *cuda_bf16_operand(CudaImpl *im, const float *X, size_t span, int slot);
 /* Free the BF16 copy and the conversion scratch (impl_free). */
 void gemm_cuda_bf16_free(CudaImpl *im);
 void axpby_cuda(KernelCtx *ctx, float *y, float a, const float *x, float b, size_t n);
@@ -67,11 +71,16 @@ void flash_attention_decode_cuda(KernelCtx *ctx, float *out, const float *q, con
 size_t flash_attention_ws_bytes_cuda(int max_tokens, int NH, int HS);
 void moe_route_forward_cuda(KernelCtx *ctx, float *probs, int *topk_idx, float *topk_w, const float *logits, int N, int E, int K);
 void moe_route_backward_cuda(KernelCtx *ctx, float *dlogits, const float *dtopk_w, const float *dprobs, const float *probs, const int *topk_idx, const float *topk_w, int N, int E, int K);
-void moe_sort_cuda(KernelCtx *ctx, int *sorted, int *offsets, const int *topk_idx, int N, int K, int E);
+void moe_sort_cuda(KernelCtx *ctx, int *sorted, int *pos, int *offsets, const int *topk_idx, int N, int K, int E);
 void moe_permute_forward_cuda(KernelCtx *ctx, float *xp, const float *x, const int *sorted, int NK, int K, int C);
-void moe_permute_backward_cuda(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, int NK, int K, int C);
-void moe_combine_forward_cuda(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted, int NK, int K, int C);
+void moe_permute_backward_cuda(KernelCtx *ctx, float *dx, const float *dxp, const int *sorted, const int *pos, int NK, int K, int C);
+void moe_combine_forward_cuda(KernelCtx *ctx, float *y, const float *yp, const float *topk_w, const int *sorted, const int *pos, int NK, int K, int C);
 void moe_combine_backward_cuda(KernelCtx *ctx, float *dyp, float *dtopk_w, const float *dy, const float *yp, const float *topk_w, const int *sorted, int NK, int K, int C);
+/* moe_gemm.cu: expert GEMMs (grouped), and the MoE scratch in the handle (impl_init / impl_free) */
+void moe_expert_gemm_cuda(KernelCtx *ctx, float *Y, const float *X, const float *W, const int *offsets, int E, int Nc, int Kc, int transW, float beta);
+void moe_expert_gemm_dw_cuda(KernelCtx *ctx, float *dW, const float *G, const float *X, const int *offsets, int E, int Nc, int Kc);
+void moe_cuda_init(CudaImpl *im);
+void moe_cuda_free(CudaImpl *im);
 void lm_head_forward_cuda(KernelCtx *ctx, float *logp, float *lse, float *logits_out, const float *h, const float *W, const int *targets, int N, int C, int V);
 void lm_head_backward_cuda(KernelCtx *ctx, float *dh, float *dW, const float *dlogp, const float *dlse, const float *h, const float *W, const int *targets, const float *lse, int N, int C, int V);
 size_t lm_head_ws_bytes_cuda(int N, int C, int V);

@@ -200,7 +200,7 @@ void gemm_cuda_bf16_free(CudaImpl *im) {
 
 /* The BF16 operand for the FP32 matrix X covering `span` elements: its place in the parameter
  * block's BF16 copy (refreshed first when stale), or a conversion into scratch buffer `slot`. */
-static const void *bf16_operand(CudaImpl *im, const float *X, size_t span, int slot) {
+const void *cuda_bf16_operand(CudaImpl *im, const float *X, size_t span, int slot) {
     if (im->param_base != NULL && X >= im->param_base && X + span <= im->param_base + im->param_n) {
         if (im->param_dirty) {
             to_bf16_kernel<<<cuda_grid(im->param_n), CUDA_THREADS, 0, im->stream>>>(im->param_bf16, im->param_base,
@@ -275,8 +275,8 @@ void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int
         } else { /* rows x ld elements, the last row only up to its used columns */
             size_t ra = transA ? (size_t)K : (size_t)M, ca = transA ? (size_t)M : (size_t)K;
             size_t rb = transB ? (size_t)N : (size_t)K, cb = transB ? (size_t)K : (size_t)N;
-            a = bf16_operand(im, A, (ra - 1) * (size_t)lda + ca, 0);
-            b = bf16_operand(im, B, (rb - 1) * (size_t)ldb + cb, 1);
+            a = cuda_bf16_operand(im, A, (ra - 1) * (size_t)lda + ca, 0);
+            b = cuda_bf16_operand(im, B, (rb - 1) * (size_t)ldb + cb, 1);
         }
     }
     GemmKey key;

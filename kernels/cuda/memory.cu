@@ -34,7 +34,7 @@ void impl_init_cuda(KernelCtx *ctx) {
     CUDA_CHECK(cudaMalloc((void **)&im->d_partial, CUDA_MAX_PARTIALS * sizeof(double)));
     CUDA_CHECK(cudaMallocHost((void **)&im->h_partial, CUDA_MAX_PARTIALS * sizeof(double)));
     CUDA_CHECK(cudaMalloc((void **)&im->d_rms_partial, CUDA_RMS_PARTIAL_FLOATS * sizeof(float)));
-    CUDA_CHECK(cudaMallocHost((void **)&im->h_topk, (size_t)CUDA_MAX_SORT_SLOTS * sizeof(int)));
+    moe_cuda_init(im);
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&im->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
@@ -58,7 +58,7 @@ void impl_free_cuda(KernelCtx *ctx) {
     CUDA_CHECK(cudaFree(im->d_partial));
     CUDA_CHECK(cudaFreeHost(im->h_partial));
     CUDA_CHECK(cudaFree(im->d_rms_partial));
-    CUDA_CHECK(cudaFreeHost(im->h_topk));
+    moe_cuda_free(im);
     free(im);
     ctx->impl = NULL;
 }

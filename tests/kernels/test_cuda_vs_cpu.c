@@ -196,6 +196,7 @@ static void test_table_complete(void **state) {
         (const void *)g->moe_combine_forward, (const void *)g->moe_combine_backward,
         (const void *)g->lm_head_forward, (const void *)g->lm_head_backward, (const void *)g->lm_head_ws_bytes,
         (const void *)g->adamw, (const void *)g->sumsq, (const void *)g->params_register, (const void *)g->impl_init, (const void *)g->impl_free,
+        (const void *)g->moe_expert_gemm, (const void *)g->moe_expert_gemm_dw,
     };
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) assert_non_null(members[i]);
 }
@@ -585,14 +586,17 @@ static void test_moe(void **state) {
     int ok = moe_route_case(e, 300, 256, 8, NULL);
     ok &= moe_route_case(e, N, E, K, &idx);
     /* sort: same topk_idx on both sides */
-    int *sorted = malloc(NK * sizeof(int)), *off = malloc((E + 1) * sizeof(int));
-    int *sorted_g = malloc(NK * sizeof(int)), *off_g = malloc((E + 1) * sizeof(int));
+    int *sorted = malloc(NK * sizeof(int)), *pos = malloc(NK * sizeof(int)), *off = malloc((E + 1) * sizeof(int));
+    int *sorted_g = malloc(NK * sizeof(int)), *pos_g = malloc(NK * sizeof(int)), *off_g = malloc((E + 1) * sizeof(int));
     int *d_idx = d_up(e, idx, (size_t)NK, sizeof(int));
-    c->moe_sort(&e->c, sorted, off, idx, N, K, E);
-    g->moe_sort(&e->g, sorted_g, off_g, d_idx, N, K, E);
-    int bad = memcmp(sorted, sorted_g, NK * sizeof(int)) != 0 || memcmp(off, off_g, (E + 1) * sizeof(int)) != 0;
-    ok &= report("moe_sort (sorted, offsets), mismatch", (double)bad, 0.5);
-    int *d_sorted = d_up(e, sorted, (size_t)NK, sizeof(int));
+    int *d_sorted = g->alloc(&e->g, NK * sizeof(int)), *d_pos = g->alloc(&e->g, NK * sizeof(int));
+    c->moe_sort(&e->c, sorted, pos, off, idx, N, K, E);
+    g->moe_sort(&e->g, d_sorted, d_pos, off_g, d_idx, N, K, E);
+    g->copy_d2h(&e->g, sorted_g, d_sorted, NK * sizeof(int));
+    g->copy_d2h(&e->g, pos_g, d_pos, NK * sizeof(int));
+    int bad = memcmp(sorted, sorted_g, NK * sizeof(int)) != 0 || memcmp(off, off_g, (E + 1) * sizeof(int)) != 0 ||
+              memcmp(pos, pos_g, NK * sizeof(int)) != 0;
+    ok &= report("moe_sort (sorted, pos, offsets), mismatch", (double)bad, 0.5);
     /* permute */
     size_t nx = (size_t)N * C, np = (size_t)NK * C;
     float *x = h_rand(e, nx, -1, 1), *xp = malloc(np * sizeof(float)), *dxp = h_rand(e, np, -1, 1);
@@ -601,21 +605,22 @@ static void test_moe(void **state) {
     c->moe_permute_forward(&e->c, xp, x, sorted, NK, K, C);
     g->moe_permute_forward(&e->g, d_xp, d_x, d_sorted, NK, K, C);
     ok &= check(e, "moe_permute_forward", d_xp, xp, np, TOL);
-    c->moe_permute_backward(&e->c, dx, dxp, sorted, NK, K, C);
-    g->moe_permute_backward(&e->g, d_dx, d_dxp, d_sorted, NK, K, C);
-    ok &= check(e, "moe_permute_backward (atomics, accumulate)", d_dx, dx, nx, TOL);
+    c->moe_permute_backward(&e->c, dx, dxp, sorted, pos, NK, K, C);
+    g->moe_permute_backward(&e->g, d_dx, d_dxp, d_sorted, d_pos, NK, K, C);
+    ok &= check(e, "moe_permute_backward (gather, accumulate)", d_dx, dx, nx, TOL);
     /* combine: y accumulates */
     float *tw = h_rand(e, (size_t)NK, 0, 1), *yp = h_rand(e, np, -1, 1), *y = h_rand(e, nx, -1, 1);
     float *dy = h_rand(e, nx, -1, 1), *dyp = h_rand(e, np, -1, 1), *dtw = h_rand(e, (size_t)NK, -1, 1);
     float *d_tw = d_upf(e, tw, (size_t)NK), *d_yp = d_upf(e, yp, np), *d_y = d_upf(e, y, nx);
     float *d_dy = d_upf(e, dy, nx), *d_dyp = d_upf(e, dyp, np), *d_dtw = d_upf(e, dtw, (size_t)NK);
-    c->moe_combine_forward(&e->c, y, yp, tw, sorted, NK, K, C);
-    g->moe_combine_forward(&e->g, d_y, d_yp, d_tw, d_sorted, NK, K, C);
-    ok &= check(e, "moe_combine_forward (atomics, accumulate)", d_y, y, nx, TOL);
+    c->moe_combine_forward(&e->c, y, yp, tw, sorted, pos, NK, K, C);
+    g->moe_combine_forward(&e->g, d_y, d_yp, d_tw, d_sorted, d_pos, NK, K, C);
+    ok &= check(e, "moe_combine_forward (gather, accumulate)", d_y, y, nx, TOL);
     c->moe_combine_backward(&e->c, dyp, dtw, dy, yp, tw, sorted, NK, K, C);
     g->moe_combine_backward(&e->g, d_dyp, d_dtw, d_dy, d_yp, d_tw, d_sorted, NK, K, C);
     ok &= check(e, "moe_combine_backward dyp (accumulate)", d_dyp, dyp, np, TOL);
     ok &= check(e, "moe_combine_backward dtopk_w (accumulate)", d_dtw, dtw, (size_t)NK, TOL);
+    free(pos), free(pos_g), d_free(e, d_pos);
     free(idx), free(sorted), free(off), free(sorted_g), free(off_g), free(x), free(xp), free(dxp), free(dx);
     free(tw), free(yp), free(y), free(dy), free(dyp), free(dtw);
     d_free(e, d_idx), d_free(e, d_sorted), d_free(e, d_x), d_free(e, d_xp), d_free(e, d_dxp), d_free(e, d_dx);

@@ -8,7 +8,9 @@
  * - route backward by finite differences through topk_w alone (dprobs NULL) and through both
  *   topk_w and dprobs, on logits whose top-k choice cannot change under the perturbation;
  * - permute backward (dx) and combine backward (dyp, dtopk_w) by finite differences;
- * - all backwards accumulate (called twice, they add twice).
+ * - all backwards accumulate (called twice, they add twice);
+ * - expert GEMMs (both layouts of W, beta 0 and 1, the weight gradient) against a float64 triple
+ *   loop, with an expert that has no rows (its dW untouched).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -86,11 +88,13 @@ static void test_sort_permute_combine(void **state) {
     const KernelOps *ops = ctx.ops;
     enum { N = 3, K = 2, E = 4, NK = N * K, C = 2 };
     const int topk_idx[NK] = {2, 0, 0, 2, 1, 0};
-    int sorted[NK], offsets[E + 1];
+    int sorted[NK], pos[NK], offsets[E + 1];
     memset(offsets, 0x7f, sizeof(offsets)); /* garbage in: the op must reset it */
-    ops->moe_sort(&ctx, sorted, offsets, topk_idx, N, K, E);
+    ops->moe_sort(&ctx, sorted, pos, offsets, topk_idx, N, K, E);
     const int want_sorted[NK] = {1, 2, 5, 4, 0, 3}, want_off[E + 1] = {0, 3, 4, 6, 6};
+    const int want_pos[NK] = {4, 0, 1, 5, 3, 2};
     assert_memory_equal(sorted, want_sorted, sizeof(sorted));
+    assert_memory_equal(pos, want_pos, sizeof(pos));
     assert_memory_equal(offsets, want_off, sizeof(offsets));
 
     /* Permute: xp row j = x row sorted[j]/K = tokens {0, 1, 2, 2, 0, 1}. */
@@ -101,7 +105,7 @@ static void test_sort_permute_combine(void **state) {
     assert_memory_equal(xp, want_xp, sizeof(xp));
     float dx[N * C] = {0};
     const float dxp[NK * C] = {1, 0, 0, 1, 2, 0, 0, 2, 10, 0, 0, 10};
-    ops->moe_permute_backward(&ctx, dx, dxp, sorted, NK, K, C);
+    ops->moe_permute_backward(&ctx, dx, dxp, sorted, pos, NK, K, C);
     const float want_dx[N * C] = {11, 0, 0, 11, 2, 2}; /* token 0 <- j 0, 4; token 1 <- j 1, 5; token 2 <- j 2, 3 */
     assert_memory_equal(dx, want_dx, sizeof(dx));
 
@@ -110,7 +114,7 @@ static void test_sort_permute_combine(void **state) {
     float yp[NK * C];
     for (int j = 0; j < NK; j++) yp[j * C] = (float)j, yp[j * C + 1] = (float)-j;
     float y[N * C] = {100, 100, 100, 100, 100, 100}; /* combine accumulates into y */
-    ops->moe_combine_forward(&ctx, y, yp, w, sorted, NK, K, C);
+    ops->moe_combine_forward(&ctx, y, yp, w, sorted, pos, NK, K, C);
     /* token 0: s0 (j=4, w .5) + s1 (j=0, w .25) = 2; token 1: s2 (j=1, .75) + s3 (j=5, .125) = 1.375;
      * token 2: s4 (j=3, 1) + s5 (j=2, 2) = 7. */
     const float want_y[N * C] = {102, 98, 101.375f, 98.625f, 107, 93};
@@ -182,7 +186,7 @@ static void test_route_backward(void **state) {
 typedef struct {
     KernelCtx *ctx;
     float *x, *xp, *yp, *w, *y, *Rxp, *Ry;
-    const int *sorted;
+    const int *sorted, *pos;
     int N, NK, K, C;
 } ShuffleLoss;
 
@@ -191,7 +195,7 @@ static double loss_shuffle(void *ud) {
     ShuffleLoss *o = ud;
     o->ctx->ops->moe_permute_forward(o->ctx, o->xp, o->x, o->sorted, o->NK, o->K, o->C);
     memset(o->y, 0, (size_t)o->N * o->C * sizeof(float));
-    o->ctx->ops->moe_combine_forward(o->ctx, o->y, o->yp, o->w, o->sorted, o->NK, o->K, o->C);
+    o->ctx->ops->moe_combine_forward(o->ctx, o->y, o->yp, o->w, o->sorted, o->pos, o->NK, o->K, o->C);
     return gc_dot(o->Rxp, o->xp, (size_t)o->NK * o->C) + gc_dot(o->Ry, o->y, (size_t)o->N * o->C);
 }
 
@@ -200,10 +204,11 @@ static void test_permute_combine_backward(void **state) {
     kernel_ctx_init(&ctx, kernels_cpu(), 0);
     const KernelOps *ops = ctx.ops;
     enum { N = 7, K = 2, E = 5, NK = N * K, C = 6 };
-    int topk_idx[NK], sorted[NK], offsets[E + 1];
+    int topk_idx[NK], sorted[NK], pos[NK], offsets[E + 1];
     for (int s = 0; s < NK; s++) topk_idx[s] = (s * 3 + s / K) % E; /* distinct per token */
     for (int n = 0; n < N; n++) assert_true(topk_idx[n * K] != topk_idx[n * K + 1]);
-    ops->moe_sort(&ctx, sorted, offsets, topk_idx, N, K, E);
+    ops->moe_sort(&ctx, sorted, pos, offsets, topk_idx, N, K, E);
+    for (int j = 0; j < NK; j++) assert_int_equal(pos[sorted[j]], j);
     for (int e = 0; e < E; e++)
         for (int j = offsets[e]; j < offsets[e + 1]; j++) {
             assert_int_equal(topk_idx[sorted[j]], e);
@@ -216,8 +221,8 @@ static void test_permute_combine_backward(void **state) {
     gc_fill_uniform(w, NK, SEED, 22, 0.1f, 0.9f);
     gc_fill_normal(Rxp, NK * C, SEED, 23, 0.0f, 1.0f);
     gc_fill_normal(Ry, N * C, SEED, 24, 0.0f, 1.0f);
-    ShuffleLoss o = {&ctx, x, xp, yp, w, y, Rxp, Ry, sorted, N, NK, K, C};
-    ops->moe_permute_backward(&ctx, dx, Rxp, sorted, NK, K, C);
+    ShuffleLoss o = {&ctx, x, xp, yp, w, y, Rxp, Ry, sorted, pos, N, NK, K, C};
+    ops->moe_permute_backward(&ctx, dx, Rxp, sorted, pos, NK, K, C);
     ops->moe_combine_backward(&ctx, dyp, dw, Ry, yp, w, sorted, NK, K, C);
     expect_grad("moe_permute dx", x, N * C, dx, loss_shuffle, &o);
     expect_grad("moe_combine dyp", yp, NK * C, dyp, loss_shuffle, &o);
@@ -227,7 +232,7 @@ static void test_permute_combine_backward(void **state) {
     memcpy(dx2, dx, N * C * sizeof(float));
     memcpy(dyp2, dyp, NK * C * sizeof(float));
     memcpy(dw2, dw, NK * sizeof(float));
-    ops->moe_permute_backward(&ctx, dx2, Rxp, sorted, NK, K, C);
+    ops->moe_permute_backward(&ctx, dx2, Rxp, sorted, pos, NK, K, C);
     ops->moe_combine_backward(&ctx, dyp2, dw2, Ry, yp, w, sorted, NK, K, C);
     expect_doubled(z, dx, dx2, N * C);
     expect_doubled(z, dyp, dyp2, NK * C);
@@ -237,12 +242,52 @@ static void test_permute_combine_backward(void **state) {
     kernel_ctx_free(&ctx);
 }
 
+/* Y[j] = X[j] op(W_e(j)) (+ beta Y) and dW_e += G_e^T X_e in float64, row by row */
+static void expert_gemm_ref(double *Y, double *dW, const float *X, const float *W, const float *G, const int *off,
+                            int E, int Nc, int Kc, int transW) {
+    for (int e = 0; e < E; e++)
+        for (int j = off[e]; j < off[e + 1]; j++)
+            for (int a = 0; a < Nc; a++)
+                for (int b = 0; b < Kc; b++) {
+                    double w = transW ? W[((size_t)e * Nc + a) * Kc + b] : W[((size_t)e * Kc + b) * Nc + a];
+                    Y[(size_t)j * Nc + a] += (double)X[(size_t)j * Kc + b] * w;
+                    dW[((size_t)e * Nc + a) * Kc + b] += (double)G[(size_t)j * Nc + a] * X[(size_t)j * Kc + b];
+                }
+}
+
+static void test_expert_gemm(void **state) {
+    KernelCtx ctx;
+    kernel_ctx_init(&ctx, kernels_cpu(), 0);
+    enum { E = 4, NK = 11, Nc = 5, Kc = 7 };
+    const int off[E + 1] = {0, 4, 4, 9, 11}; /* expert 1 has no rows */
+    float *X = fbuf(NK * Kc), *W = fbuf(E * Nc * Kc), *G = fbuf(NK * Nc), *Y = fbuf(NK * Nc), *dW = fbuf(E * Nc * Kc);
+    gc_fill_normal(X, NK * Kc, SEED, 30, 0.0f, 1.0f);
+    gc_fill_normal(W, E * Nc * Kc, SEED, 31, 0.0f, 1.0f);
+    gc_fill_normal(G, NK * Nc, SEED, 32, 0.0f, 1.0f);
+    for (int transW = 0; transW < 2; transW++) {
+        double *Yr = calloc(NK * Nc, sizeof(double)), *dWr = calloc(E * Nc * Kc, sizeof(double));
+        gc_fill_normal(Y, NK * Nc, SEED, 33, 0.0f, 1.0f);
+        gc_fill_normal(dW, E * Nc * Kc, SEED, 34, 0.0f, 1.0f);
+        for (int i = 0; i < NK * Nc; i++) Yr[i] = transW ? 0.0 : Y[i]; /* beta 0, then 1 */
+        for (int i = 0; i < E * Nc * Kc; i++) dWr[i] = dW[i];
+        expert_gemm_ref(Yr, dWr, X, W, G, off, E, Nc, Kc, transW);
+        ctx.ops->moe_expert_gemm(&ctx, Y, X, W, off, E, Nc, Kc, transW, transW ? 0.0f : 1.0f);
+        ctx.ops->moe_expert_gemm_dw(&ctx, dW, G, X, off, E, Nc, Kc);
+        for (int i = 0; i < NK * Nc; i++) assert_true(fabs(Y[i] - Yr[i]) < 1e-4);
+        for (int i = 0; i < E * Nc * Kc; i++) assert_true(fabs(dW[i] - dWr[i]) < 1e-4);
+        free(Yr), free(dWr);
+    }
+    free(X), free(W), free(G), free(Y), free(dW);
+    kernel_ctx_free(&ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_route_forward),
         cmocka_unit_test(test_sort_permute_combine),
         cmocka_unit_test(test_route_backward),
         cmocka_unit_test(test_permute_combine_backward),
+        cmocka_unit_test(test_expert_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
