@@ -216,7 +216,7 @@ long dist_need_version(const Dist *d, long step) {
 
 int dist_rollout_weights(Dist *d, Model *m, long step) {
     if (!d || d->colocated || !d->is_rollout) return 0;
-    if (d->wsync_nccl) return dist_wsync_recv(d, m, step);
+    if (d->wsync_bf16) return dist_wsync_recv(d, m, step);
     float *host = stage_buf(d, m);
     while (d->version < dist_need_version(d, step)) {
         int64_t hdr[2];
@@ -337,7 +337,7 @@ int dist_after_update(Dist *d, Model *m, long step, int rl_steps) {
     d->version = step + 1;
     dist_log_sync(d, "update", step + 1, d->version, h, 0, 0, 0);
     watchdog_beat();
-    if (d->wsync_nccl) return d->rank == 0 ? dist_wsync_publish(d, m, step, rl_steps, h) : 0;
+    if (d->wsync_bf16) return d->rank == 0 ? dist_wsync_publish(d, m, step, rl_steps, h) : 0;
     if (d->colocated || d->rank != 0 || d->version > rl_steps - 1 - d->staleness) return 0;
     double t0 = time_now_s();
     int slot = (int)(d->version % d->n_wbuf);

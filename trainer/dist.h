@@ -63,9 +63,9 @@ typedef struct Dist {
     FILE *log;
     int hang_rank, hang_step; /* test hook CISPO_TEST_HANG=RANK:STEP */
     char dir[700];            /* RUN_DIR/dist */
-    /* BF16 weight sync over NCCL (dist_wsync.c); wsync_nccl 0: the MPI path above */
-    int wsync_nccl, wrounded;
-    Comm wsync_mpi, wsync;    /* {rank 0} + rollout ranks: MPI split, NCCL group on it */
+    /* BF16 weight sync (dist_wsync.c); wsync_bf16 0: the FP32 MPI path above */
+    int wsync_bf16, wsync_dev, wrounded; /* wsync_dev: device buffers and an NCCL group (else host + MPI) */
+    Comm wsync_mpi, wsync;    /* {rank 0} + rollout ranks: MPI split, the NCCL group on it */
     void **wdev;              /* rank 0: (n_wbuf) device BF16 snapshots (n_params); rollout: wdev[0] */
     uint16_t *whost;          /* (n_params) host copy of BF16 weights for the hash */
     double *wsnap_s;          /* rank 0: (n_wbuf) seconds spent taking each slot's snapshot */
@@ -130,6 +130,8 @@ int dist_ckpt_check(Dist *d, const char *dir);
 
 /* GPU weight sync (dist_wsync.c). dist_wsync_init: create the NCCL group {0} + rollout ranks when
  * run.backend is cuda and the layout is disaggregated (collective over the world; else a no-op).
+ * Test hook: CISPO_TEST_WSYNC_BF16=1 on run.backend cpu runs the same BF16 sync on host buffers
+ * over the MPI group, so the schedule is tested without GPUs.
  * dist_weights_after_batch: after the batch hand-over of `step`, move version need(step + 1) (see
  * above; a no-op on the MPI path). dist_wsync_publish: rank 0 after the update of `step` (snapshot,
  * and the broadcast when k = 0). dist_wsync_recv: rollout ranks, receive until holding need(step). */

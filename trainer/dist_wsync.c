@@ -19,7 +19,11 @@
  *   the broadcast and before the parameters are used again.
  * - Timing: each send/receive adds its seconds and bytes to Dist.sync_s / sync_bytes (timing.jsonl
  *   on rank 0) and logs a row "wsend" (rank 0) or "recv" (rollout ranks) with the BF16 hash, the
- *   seconds and the bytes. A build without CUDA has the no-op versions.
+ *   seconds and the bytes.
+ * - Test hook (dist.h): CISPO_TEST_WSYNC_BF16=1 with run.backend cpu runs this schedule on host
+ *   buffers (st_f32_to_bf16, the CPU reference of the rounding) over the MPI group, so
+ *   tests/cli/test_dist_wsync.c checks it under mpirun without GPUs. Without the hook (and on CPU)
+ *   nothing here runs and the FP32 MPI path of dist.c is unchanged.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/watchdog.h"
+#include "model/safetensors_internal.h"
 #include "trainer/dist.h"
 #ifdef CISPO_HAVE_CUDA
 #include "kernels/cuda/comm_nccl.h"
@@ -43,55 +48,106 @@ void dist_sync_take(Dist *d, double *seconds, double *bytes) {
     if (d) d->sync_s = d->sync_bytes = 0;
 }
 
-#ifndef CISPO_HAVE_CUDA
-
-int dist_wsync_init(Dist *d, const RunConfig *rc) { return 0; }
-void dist_wsync_free(Dist *d) {}
-int dist_weights_after_batch(Dist *d, Model *m, long step, int rl_steps) { return 0; }
-int dist_wsync_publish(Dist *d, Model *m, long step, int rl_steps, uint64_t fp32_hash) { return 0; }
-int dist_wsync_recv(Dist *d, Model *m, long step) { return 0; }
-
-#else
-
 int dist_wsync_init(Dist *d, const RunConfig *rc) {
-    if (d->colocated || strcmp(rc->backend, "cuda") != 0) return 0;
+    const char *hook = getenv("CISPO_TEST_WSYNC_BF16");
+    int gpu = !strcmp(rc->backend, "cuda"), host = hook && !strcmp(hook, "1") && !strcmp(rc->backend, "cpu");
+    if (d->colocated || (!gpu && !host)) return 0;
     int member = d->rank == 0 || d->is_rollout;
     int err = comm_split(&d->wc, member ? 0 : -1, &d->wsync_mpi);
     if (err || !member) return err;
+    if (host) {
+        d->wsync = d->wsync_mpi; /* host buffers over MPI (the test hook) */
+        d->wsync_bf16 = 1;
+        return 0;
+    }
+#ifdef CISPO_HAVE_CUDA
     if ((err = comm_nccl_create(&d->wsync_mpi, &d->wsync))) return err_wrap(err, "rank %d: weight-sync NCCL group", d->rank);
-    d->wsync_nccl = 1;
+    d->wsync_bf16 = d->wsync_dev = 1;
+#endif
     return 0;
+}
+
+/* Buffers and conversions: device memory and the kernels of convert_bf16.cu, or host memory and
+ * st_f32_to_bf16 (the CPU reference of the same rounding) for the test hook. */
+static void *wmem_alloc(const Dist *d, size_t bytes) {
+#ifdef CISPO_HAVE_CUDA
+    if (d->wsync_dev) return cuda_dev_alloc(bytes);
+#endif
+    return xcalloc(1, bytes);
+}
+
+static void wmem_free(const Dist *d, void *p) {
+#ifdef CISPO_HAVE_CUDA
+    if (d->wsync_dev) {
+        cuda_dev_free(p);
+        return;
+    }
+#endif
+    free(p);
+}
+
+/* dst (n) BF16 = round(src (n) FP32); widen: src (n) FP32 = dst (n) BF16. Complete on return. */
+static void narrow(const Dist *d, uint16_t *dst, const float *src, size_t n) {
+#ifdef CISPO_HAVE_CUDA
+    if (d->wsync_dev) {
+        cuda_f32_to_bf16(dst, src, n, NULL);
+        cuda_stream_wait(NULL);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = st_f32_to_bf16(src[i]);
+}
+
+static void widen(const Dist *d, float *dst, const uint16_t *src, size_t n) {
+#ifdef CISPO_HAVE_CUDA
+    if (d->wsync_dev) {
+        cuda_bf16_to_f32(dst, src, n, NULL);
+        cuda_stream_wait(NULL);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)src[i] << 16;
+        memcpy(&dst[i], &u, sizeof u);
+    }
+}
+
+/* XXH3-64 of a BF16 block (device blocks through the host copy d->whost). */
+static uint64_t hash_bf16(Dist *d, const Model *m, const uint16_t *buf) {
+    const size_t bytes = m->n_params * sizeof(uint16_t);
+#ifdef CISPO_HAVE_CUDA
+    if (d->wsync_dev) {
+        cuda_copy_d2h(d->whost, buf, bytes);
+        buf = d->whost;
+    }
+#endif
+    return XXH3_64bits(buf, bytes);
 }
 
 void dist_wsync_free(Dist *d) {
     if (d->wdev) {
         int n = d->rank == 0 ? d->n_wbuf : 1;
-        for (int i = 0; i < n; i++) cuda_dev_free(d->wdev[i]);
+        for (int i = 0; i < n; i++) wmem_free(d, d->wdev[i]);
         free(d->wdev);
         d->wdev = NULL;
     }
     free(d->whost), free(d->wsnap_s);
     d->whost = NULL, d->wsnap_s = NULL;
-    if (d->wsync_nccl) comm_free(&d->wsync);
+    if (d->wsync_dev) comm_free(&d->wsync); /* the NCCL group; the host path shares wsync_mpi */
+    memset(&d->wsync, 0, sizeof d->wsync);
     comm_free(&d->wsync_mpi);
-    d->wsync_nccl = 0;
+    d->wsync_bf16 = d->wsync_dev = 0;
 }
 
-/* The device BF16 buffer of slot `slot` (rank 0: 0..n_wbuf-1; rollout ranks: 0), allocated once. */
+/* The BF16 buffer of slot `slot` (rank 0: 0..n_wbuf-1; rollout ranks: 0), allocated once. */
 static uint16_t *wbuf_dev(Dist *d, const Model *m, int slot) {
     if (!d->wdev) {
         d->wdev = xcalloc((size_t)(d->rank == 0 ? d->n_wbuf : 1), sizeof(void *));
         d->wsnap_s = xcalloc((size_t)(d->rank == 0 ? d->n_wbuf : 1), sizeof(double));
         d->whost = xmalloc(m->n_params * sizeof(uint16_t));
     }
-    if (!d->wdev[slot]) d->wdev[slot] = cuda_dev_alloc(m->n_params * sizeof(uint16_t));
+    if (!d->wdev[slot]) d->wdev[slot] = wmem_alloc(d, m->n_params * sizeof(uint16_t));
     return d->wdev[slot];
-}
-
-/* XXH3-64 of a device BF16 block (through d->whost). */
-static uint64_t hash_bf16(Dist *d, const Model *m, const uint16_t *dev) {
-    cuda_copy_d2h(d->whost, dev, m->n_params * sizeof(uint16_t));
-    return XXH3_64bits(d->whost, m->n_params * sizeof(uint16_t));
 }
 
 /* Rank 0: header and broadcast of version v from its snapshot slot. */
@@ -117,14 +173,13 @@ static int send_version(Dist *d, const Model *m, long v, long step) {
 
 int dist_wsync_publish(Dist *d, Model *m, long step, int rl_steps, uint64_t fp32_hash) {
     long v = step + 1;
-    if (!d->wsync_nccl || d->rank != 0 || v > rl_steps - 1 - d->staleness) return 0;
+    if (!d->wsync_bf16 || d->rank != 0 || v > rl_steps - 1 - d->staleness) return 0;
     (void)fp32_hash; /* logged by the "update" row; the wire carries the BF16 hash */
     double t0 = time_now_s();
     int slot = (int)(v % d->n_wbuf);
     uint16_t *dst = wbuf_dev(d, m, slot);
     m->ctx->ops->sync(m->ctx); /* the update's kernels have written the parameters */
-    cuda_f32_to_bf16(dst, (const float *)m->param_mem, m->n_params, NULL);
-    cuda_stream_wait(NULL);
+    narrow(d, dst, (const float *)m->param_mem, m->n_params);
     d->whdr[slot][0] = v;
     d->whdr[slot][1] = (int64_t)hash_bf16(d, m, dst);
     d->wsnap_s[slot] = time_now_s() - t0;
@@ -136,9 +191,8 @@ int dist_wsync_publish(Dist *d, Model *m, long step, int rl_steps, uint64_t fp32
 static void round_own_weights(Dist *d, Model *m) {
     uint16_t *buf = wbuf_dev(d, m, 0);
     m->ctx->ops->sync(m->ctx);
-    cuda_f32_to_bf16(buf, (const float *)m->param_mem, m->n_params, NULL);
-    cuda_bf16_to_f32((float *)m->param_mem, buf, m->n_params, NULL);
-    cuda_stream_wait(NULL);
+    narrow(d, buf, (const float *)m->param_mem, m->n_params);
+    widen(d, (float *)m->param_mem, buf, m->n_params);
     d->wrounded = 1;
 }
 
@@ -160,8 +214,7 @@ static int recv_version(Dist *d, Model *m, long step) {
         return err_set(ERR_FORMAT, "rank %d: BF16 weights of version %lld arrived with hash %016" PRIx64 ", sent %016" PRIx64,
                        d->rank, (long long)hdr[0], h, (uint64_t)hdr[1]);
     m->ctx->ops->sync(m->ctx); /* nothing queued may still read the old parameters */
-    cuda_bf16_to_f32((float *)m->param_mem, buf, m->n_params, NULL);
-    cuda_stream_wait(NULL);
+    widen(d, (float *)m->param_mem, buf, m->n_params);
     d->version++;
     double dt = time_now_s() - t0;
     d->sync_s += dt, d->sync_bytes += (double)bytes;
@@ -171,7 +224,7 @@ static int recv_version(Dist *d, Model *m, long step) {
 }
 
 int dist_wsync_recv(Dist *d, Model *m, long step) {
-    if (!d->wsync_nccl || !d->is_rollout) return 0;
+    if (!d->wsync_bf16 || !d->is_rollout) return 0;
     if (!d->wrounded) round_own_weights(d, m);
     while (d->version < dist_need_version(d, step)) {
         int err = recv_version(d, m, step);
@@ -181,11 +234,9 @@ int dist_wsync_recv(Dist *d, Model *m, long step) {
 }
 
 int dist_weights_after_batch(Dist *d, Model *m, long step, int rl_steps) {
-    if (!d || !d->wsync_nccl || step + 1 >= rl_steps) return 0;
+    if (!d || !d->wsync_bf16 || step + 1 >= rl_steps) return 0;
     if (d->is_rollout) return dist_wsync_recv(d, m, step + 1);
     long v = step + 1 - d->staleness; /* = need(step + 1) when it is a new version */
     if (d->rank != 0 || d->staleness == 0 || v <= d->first_version) return 0;
     return send_version(d, m, v, step + 1);
 }
-
-#endif

@@ -23,9 +23,6 @@
 #include <stdint.h>
 
 #include <cmocka.h>
-#include <dirent.h>
-#include <jansson.h>
-#include <xxhash.h>
 
 #include "tests/cli/dist_test_util.h"
 #include "tests/test_tmpdir.h"
@@ -33,11 +30,7 @@
 #ifdef CISPO_HAVE_CUDA
 #include <cuda_runtime.h>
 
-#include "kernels/backend.h"
-#include "model/model.h"
-#include "model/model_config.h"
-#include "model/safetensors_internal.h"
-#include "trainer/train_ckpt.h"
+#include "tests/cli/wsync_test_util.h"
 
 static char tmp[400], common[2048];
 
@@ -83,137 +76,24 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* The 16 hex digits after `"xxh3":"` in the row of `rank`'s log that contains `want`; 0 if none. */
-static int find_hash(const char *run, int rank, const char *want, char hash[17]) {
-    char p[800];
-    snprintf(p, sizeof p, "%s/%s/dist/rank_%04d.jsonl", tmp, run, rank);
-    char *s = slurp(p, NULL), *at = s ? strstr(s, want) : NULL;
-    const char *h = at ? strstr(at, "\"xxh3\":\"") : NULL;
-    int ok = h != NULL;
-    if (ok) snprintf(hash, 17, "%.16s", h + 8);
-    free(s);
-    return ok;
-}
-
-/* XXH3 of the FP32 parameters of checkpoint `dir` and of their BF16 rounding, as hex. */
-static void ckpt_hashes(const char *dir, char fp32[17], char bf16[17]) {
-    char cfgp[1024];
-    assert_true(snprintf(cfgp, sizeof cfgp, "%s/config.json", dir) < (int)sizeof cfgp);
-    ModelConfig cfg;
-    assert_int_equal(model_config_load_hf(&cfg, cfgp), 0);
-    KernelCtx ctx;
-    kernel_ctx_init(&ctx, kernels_cpu(), model_ws_bytes(&cfg, kernels_cpu(), 16));
-    Model m;
-    assert_int_equal(model_init(&m, &cfg, &ctx, 16, 1), 0);
-    assert_int_equal(train_ckpt_load_params(dir, &ctx, &m), 0);
-    const float *w = m.param_mem;
-    uint16_t *b = malloc(m.n_params * sizeof(uint16_t));
-    for (size_t i = 0; i < m.n_params; i++) b[i] = st_f32_to_bf16(w[i]);
-    snprintf(fp32, 17, "%016llx", (unsigned long long)XXH3_64bits(w, m.n_params * sizeof(float)));
-    snprintf(bf16, 17, "%016llx", (unsigned long long)XXH3_64bits(b, m.n_params * sizeof(uint16_t)));
-    free(b);
-    model_free(&m);
-    kernel_ctx_free(&ctx);
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* The run's checkpoint directories (checkpoints/step_*), sorted: entry i is after RL step i + 1. */
-static int ckpt_dirs(const char *run, char out[][900], int cap) {
-    char root[800];
-    snprintf(root, sizeof root, "%s/%s/checkpoints", tmp, run);
-    DIR *dir = opendir(root);
-    assert_non_null(dir);
-    char *names[64];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(dir)) != NULL && n < 64;)
-        if (!strncmp(e->d_name, "step_", 5)) names[n++] = strdup(e->d_name);
-    closedir(dir);
-    qsort(names, (size_t)n, sizeof names[0], cmp_str);
-    for (int i = 0; i < n; i++) {
-        if (i < cap) snprintf(out[i], 900, "%s/%s", root, names[i]);
-        free(names[i]);
-    }
-    return n;
-}
-
-/* Every row of metrics.jsonl has a finite reward_mean, and loss / grad_norm finite where present;
- * at least one row has a loss. timing.jsonl's first row has weight_sync_s > 0 and its bytes. */
-static void check_metrics(const char *run, int steps, double want_bytes) {
-    char p[800];
-    snprintf(p, sizeof p, "%s/%s/metrics.jsonl", tmp, run);
-    char *s = slurp(p, NULL);
-    assert_non_null(s);
-    int rows = 0, losses = 0;
-    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n"), rows++) {
-        json_t *o = json_loads(line, 0, NULL);
-        assert_non_null(o);
-        assert_true(json_is_number(json_object_get(o, "reward_mean")));
-        assert_true(isfinite(json_number_value(json_object_get(o, "reward_mean"))));
-        const char *keys[] = {"loss", "grad_norm"};
-        for (int k = 0; k < 2; k++) {
-            json_t *v = json_object_get(o, keys[k]);
-            if (json_is_number(v)) assert_true(isfinite(json_number_value(v)));
-            losses += k == 0 && json_is_number(v);
-        }
-        json_decref(o);
-    }
-    free(s);
-    assert_int_equal(rows, steps);
-    assert_true(losses > 0);
-    snprintf(p, sizeof p, "%s/%s/timing.jsonl", tmp, run);
-    s = slurp(p, NULL);
-    assert_non_null(s);
-    json_t *o = json_loads(strtok(s, "\n"), 0, NULL);
-    assert_non_null(o);
-    double sync_s = json_number_value(json_object_get(o, "weight_sync_s"));
-    double sync_b = json_number_value(json_object_get(o, "weight_sync_bytes"));
-    fprintf(stderr, "%s: step 1 weight sync %.3f ms, %.0f bytes\n", run, sync_s * 1e3, sync_b);
-    assert_true(sync_s > 0);
-    if (want_bytes > 0) assert_true(sync_b == want_bytes);
-    json_decref(o);
-    free(s);
-}
-
 static void test_rollout_rank_holds_bf16_of_learner_weights(void **state) {
     assert_int_equal(train("g11", 2, "rl.steps=3 ckpt.every=1 ckpt.keep_last=10 dist.colocated=false "
                                      "dist.learner_ranks=1 dist.rollout_ranks=1"), 0);
-    char dirs[8][900];
-    assert_int_equal(ckpt_dirs("g11", dirs, 8), 3);
-    for (int v = 1; v <= 2; v++) { /* versions 1 and 2 (step 3's update has no later rollout) */
-        char want[200], sent[17], got[17], upd[17], fp32[17], bf16[17];
-        snprintf(want, sizeof want, "\"event\":\"wsend\",\"rank\":0,\"step\":%d,\"version\":%d,", v, v);
-        assert_true(find_hash("g11", 0, want, sent));
-        snprintf(want, sizeof want, "\"event\":\"recv\",\"rank\":1,\"step\":%d,\"version\":%d,", v, v);
-        assert_true(find_hash("g11", 1, want, got));
-        snprintf(want, sizeof want, "\"event\":\"update\",\"rank\":0,\"step\":%d,\"version\":%d,", v, v);
-        assert_true(find_hash("g11", 0, want, upd));
-        ckpt_hashes(dirs[v - 1], fp32, bf16);
-        fprintf(stderr, "version %d: fp32 %s (update %s), bf16 %s (sent %s, received %s)\n", v, fp32, upd, bf16, sent,
-                got);
-        assert_string_equal(upd, fp32);  /* the checkpoint holds the learner's weights of version v */
-        assert_string_equal(sent, bf16); /* rank 0 sent their BF16 rounding (device kernel = host reference) */
-        assert_string_equal(got, sent);  /* and the rollout rank holds exactly that */
-        assert_string_not_equal(bf16, fp32);
-    }
-    check_metrics("g11", 3, 0);
+    char run[600];
+    snprintf(run, sizeof run, "%s/g11", tmp);
+    size_t n_params = wsync_check_versions(run, 3, 2, 0, 1, 1); /* step 3's update has no later rollout */
+    wsync_check_metrics(run, 3, 2.0 * n_params);
 }
 
 static void test_staleness_one_on_gpus(void **state) {
-    assert_int_equal(train("g11s", 2, "rl.steps=4 rl.old_logp=rollout dist.colocated=false dist.learner_ranks=1 "
-                                      "dist.rollout_ranks=1 dist.max_staleness=1"), 0);
-    for (int v = 1; v <= 2; v++) { /* version v generates step v + 1 (0-based), received after batch v */
-        char want[200], sent[17], got[17];
-        snprintf(want, sizeof want, "\"event\":\"wsend\",\"rank\":0,\"step\":%d,\"version\":%d,", v + 1, v);
-        assert_true(find_hash("g11s", 0, want, sent));
-        snprintf(want, sizeof want, "\"event\":\"recv\",\"rank\":1,\"step\":%d,\"version\":%d,", v + 1, v);
-        assert_true(find_hash("g11s", 1, want, got));
-        assert_string_equal(got, sent);
-    }
-    char want[100], h[17];
-    snprintf(want, sizeof want, "\"event\":\"recv\",\"rank\":1,\"step\":4,"); /* no version 3: nothing needs it */
-    assert_false(find_hash("g11s", 1, want, h));
-    check_metrics("g11s", 4, 0);
+    assert_int_equal(train("g11s", 2, "rl.steps=4 ckpt.every=1 ckpt.keep_last=10 rl.old_logp=rollout "
+                                      "dist.colocated=false dist.learner_ranks=1 dist.rollout_ranks=1 "
+                                      "dist.max_staleness=1"), 0);
+    char run[600], h[17];
+    snprintf(run, sizeof run, "%s/g11s", tmp);
+    wsync_check_versions(run, 4, 2, 1, 1, 1); /* versions 1 and 2 for steps 2 and 3 (0-based) */
+    assert_false(wsync_find_hash(run, 1, "\"event\":\"recv\",\"rank\":1,\"step\":4,", h)); /* none needs 3 */
+    wsync_check_metrics(run, 4, 0);
 }
 
 static void test_colocated_two_gpus_same_update_as_one(void **state) {
