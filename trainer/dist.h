@@ -67,7 +67,7 @@ typedef struct Dist {
     int wsync_bf16, wsync_dev, wrounded; /* wsync_dev: device buffers and an NCCL group (else host + MPI) */
     Comm wsync_mpi, wsync;    /* {rank 0} + rollout ranks: MPI split, the NCCL group on it */
     void **wdev;              /* rank 0: (n_wbuf) device BF16 snapshots (n_params); rollout: wdev[0] */
-    uint16_t *whost;          /* (n_params) host copy of BF16 weights for the hash */
+    uint16_t *whost;          /* (n_params) pinned host copy of BF16 weights for the hash (GPU path) */
     double *wsnap_s;          /* rank 0: (n_wbuf) seconds spent taking each slot's snapshot */
     double sync_s;            /* weight-sync seconds since the last dist_sync_take */
     double sync_bytes;        /* weight bytes sent (rank 0) or received since then */

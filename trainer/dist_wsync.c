@@ -112,7 +112,7 @@ static void widen(const Dist *d, float *dst, const uint16_t *src, size_t n) {
     }
 }
 
-/* XXH3-64 of a BF16 block (device blocks through the host copy d->whost). */
+/* XXH3-64 of a BF16 block (device blocks through the pinned host copy d->whost). */
 static uint64_t hash_bf16(Dist *d, const Model *m, const uint16_t *buf) {
     const size_t bytes = m->n_params * sizeof(uint16_t);
 #ifdef CISPO_HAVE_CUDA
@@ -131,7 +131,10 @@ void dist_wsync_free(Dist *d) {
         free(d->wdev);
         d->wdev = NULL;
     }
-    free(d->whost), free(d->wsnap_s);
+#ifdef CISPO_HAVE_CUDA
+    cuda_host_free(d->whost);
+#endif
+    free(d->wsnap_s);
     d->whost = NULL, d->wsnap_s = NULL;
     if (d->wsync_dev) comm_free(&d->wsync); /* the NCCL group; the host path shares wsync_mpi */
     memset(&d->wsync, 0, sizeof d->wsync);
@@ -144,7 +147,9 @@ static uint16_t *wbuf_dev(Dist *d, const Model *m, int slot) {
     if (!d->wdev) {
         d->wdev = xcalloc((size_t)(d->rank == 0 ? d->n_wbuf : 1), sizeof(void *));
         d->wsnap_s = xcalloc((size_t)(d->rank == 0 ? d->n_wbuf : 1), sizeof(double));
-        d->whost = xmalloc(m->n_params * sizeof(uint16_t));
+#ifdef CISPO_HAVE_CUDA
+        if (d->wsync_dev) d->whost = cuda_host_alloc(m->n_params * sizeof(uint16_t)); /* pinned: fast copies */
+#endif
     }
     if (!d->wdev[slot]) d->wdev[slot] = wmem_alloc(d, m->n_params * sizeof(uint16_t));
     return d->wdev[slot];

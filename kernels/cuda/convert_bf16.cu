@@ -62,6 +62,16 @@ extern "C" void cuda_dev_free(void *p) {
     if (p != NULL) CUDA_CHECK(cudaFree(p));
 }
 
+extern "C" void *cuda_host_alloc(size_t bytes) {
+    void *p = NULL;
+    CUDA_CHECK(cudaMallocHost(&p, bytes > 0 ? bytes : 1));
+    return p;
+}
+
+extern "C" void cuda_host_free(void *p) {
+    if (p != NULL) CUDA_CHECK(cudaFreeHost(p));
+}
+
 extern "C" void cuda_copy_d2h(void *dst_host, const void *src, size_t bytes) {
     if (bytes > 0) CUDA_CHECK(cudaMemcpy(dst_host, src, bytes, cudaMemcpyDeviceToHost));
 }

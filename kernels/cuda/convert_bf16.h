@@ -27,7 +27,10 @@ void cuda_stream_wait(void *stream);
 /* cudaMalloc of `bytes` (CHECKed) / cudaFree (NULL is a no-op). */
 void *cuda_dev_alloc(size_t bytes);
 void cuda_dev_free(void *p);
-/* Synchronous copies between the host and the device. */
+/* Page-locked host memory (cudaMallocHost, CHECKed; for fast device-to-host copies) / its release. */
+void *cuda_host_alloc(size_t bytes);
+void cuda_host_free(void *p);
+/* Synchronous copy from the device to the host. */
 void cuda_copy_d2h(void *dst_host, const void *src, size_t bytes);
 
 #ifdef __cplusplus
