@@ -9,8 +9,9 @@
 #       STALE=1.
 # then prints one table from rank 0's timing.jsonl (means over steps 2..N, step 1 being warm-up) and the
 # rollout rank's RUN_DIR/dist/rank_0001.jsonl: steps/s, rollout and learner tokens/s, weight-sync ms per
-# step (rank 0: BF16 conversion + hash + broadcast; rollout rank: broadcast, then hash + widening), MB per
-# sync, and data-parallel efficiency = steps/s of (b) / (2 x steps/s of (a)) (same global batch per step).
+# step that syncs (the last step sends nothing; rank 0: BF16 conversion + hash + header + broadcast, over all
+# steps / syncs; rollout rank: broadcast, then hash + widening, per version), MB per sync, and data-parallel
+# efficiency = steps/s of (b) / (2 x steps/s of (a)) (same global batch per step).
 # NVLink multicast stays off (NCCL_NVLS_ENABLE=0). Each layout runs under a time limit (LIMIT seconds,
 # default 110; a run cut short still counts the steps it finished); about 5 minutes in all.
 #   usage (on the GPU machine): bench/gpu/dist_gpu.sh [BUNDLE]   BUNDLE: folder made by tools/gpu_bundle.sh
@@ -63,18 +64,21 @@ for name, what in [('a', '1 GPU'), ('b', '2 ranks colocated'), ('c', '1 learner 
         continue
     r = t[1:] if len(t) > 1 else t
     roll = [x for x in rows(f'{W}/{name}/dist/rank_0001.jsonl') if x.get('event') == 'recv']
+    # weight sync per version sent: all of rank 0's sync seconds (snapshots included) over the syncs
+    synced = [x for x in t if x.get('weight_sync_bytes', 0) > 0]
+    sync_ms = 1e3 * sum(x['weight_sync_s'] for x in t) / len(synced) if synced else None
     res[name] = dict(layout=what, steps=len(t), steps_per_s=1 / mean([x['step_s'] for x in r]),
                      rollout_tok_s=mean([x['rollout_tokens_per_s'] for x in r]),
                      learner_tok_s=mean([x['learner_tokens_per_s'] for x in r]),
-                     sync_ms_rank0=1e3 * mean([x['weight_sync_s'] for x in r]) if 'weight_sync_s' in r[0] else None,
-                     sync_mb=mean([x['weight_sync_bytes'] for x in r]) / 1e6 if 'weight_sync_bytes' in r[0] else None,
+                     sync_ms_rank0=sync_ms,
+                     sync_mb=mean([x['weight_sync_bytes'] for x in synced]) / 1e6 if synced else None,
                      sync_ms_rollout=1e3 * mean([x['sync_s'] for x in roll]) if roll else None,
                      bcast_ms_rollout=1e3 * mean([x['xfer_s'] for x in roll]) if roll else None)
 if 'a' in res and 'b' in res:
     res['b']['dp_efficiency'] = res['b']['steps_per_s'] / (2 * res['a']['steps_per_s'])
 f = lambda v, p='%.1f': '-' if v is None else p % v
 print('\n| layout | steps | steps/s | rollout tok/s | learner tok/s | weight sync ms/step (rank 0) '
-      '| rollout rank: sync ms (broadcast ms) | MB per step | DP efficiency |')
+      '| rollout rank: sync ms (broadcast ms) | MB per sync | DP efficiency |')
 print('|---|---|---|---|---|---|---|---|---|')
 for k, v in res.items():
     print(f"| ({k}) {v['layout']} | {v['steps']} | {v['steps_per_s']:.3f} | {v['rollout_tok_s']:,.0f} | "
