@@ -49,7 +49,7 @@ fi
 if has dist2; then
   export NCCL_NVLS_ENABLE=0
   step test_dist_gpu
-  CISPO_BINARY_DIR=$B timeout 300 ./test_dist_gpu 2>&1 | tail -40
+  CISPO_BINARY_DIR=$B timeout 300 ./test_dist_gpu 2>&1 | tail -60
   echo "test_dist_gpu exit ${PIPESTATUS[0]}"
   step dist_gpu_bench
   OUT=$OUT timeout 420 bash "$R/bench/gpu/dist_gpu.sh" "$B"
