@@ -210,7 +210,9 @@ typedef struct KernelOps {
     /* ---- parameters ----
      * The model's parameter block base(n), backend memory, registered once after it is allocated
      * (model_init). A backend may keep derived copies of it (CUDA: the BF16 copy its BF16 GEMMs
-     * read), which it must refresh after any op writes into the block. CPU: nothing. */
+     * read), which it must refresh after any op writes into the block. Code that writes the block
+     * other than through the ops (a communication library) registers it again afterwards, which
+     * marks the copies stale. CPU: nothing. */
     void (*params_register)(KernelCtx *ctx, const float *base, size_t n);
 
     /* ---- fused ops (kernels/cpu/fused.c, kernels/cuda/fused.cu) ---- */

@@ -273,7 +273,8 @@ int model_init(Model *m, const ModelConfig *cfg, KernelCtx *ctx, int max_tokens,
     tensor_table_bind(&m->params, m->param_mem, MEM_HOST);
     tensor_table_bind(&m->grads, m->grad_mem, MEM_HOST);
     for (int i = 0; i < m->params.n; i++) m->n_params += m->params.t[i].numel;
-    ops->params_register(ctx, (const float *)m->param_mem, bytes / sizeof(float));
+    m->param_floats = bytes / sizeof(float);
+    ops->params_register(ctx, (const float *)m->param_mem, m->param_floats);
 
     const int L = cfg->num_hidden_layers, NH = cfg->num_attention_heads;
     m->slopes = xcalloc((size_t)L * NH, sizeof(float));

@@ -35,7 +35,9 @@ typedef struct {
     TensorTable params; /* HF names and shapes */
     TensorTable grads;  /* same names and shapes as params */
     void *param_mem, *grad_mem;
-    size_t n_params;    /* total floats in params */
+    size_t n_params;    /* total floats in params (sum of the tensors' sizes) */
+    size_t param_floats; /* floats in param_mem (= grad_mem), the 64-byte padding between tensors included:
+                            the extent of every whole-block copy, hash and collective */
 
     float *slopes;      /* (L, NH) lightning decay rates s_{l,h}, host memory */
 

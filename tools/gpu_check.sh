@@ -4,9 +4,12 @@
 # anchors of ../shared/anchors, and a CUDA demo run, each under its own time limit, in priority order.
 # Everything goes to stdout and to $OUT/log.txt; benchmarks write JSON into $OUT.
 #   usage (on the GPU machine): tools/gpu_check.sh [BUNDLE] [STEPS]   STEPS: comma list of
-#   tests,bench,ops,fused,rollout,moe,profile,lightning,attn,anchor_lin,anchor_hf,demo (default: all but profile)
+#   tests,bench,ops,fused,rollout,moe,profile,lightning,attn,anchor_lin,anchor_hf,demo (default: all but profile),
+#   and dist2 (two GPUs only, not in the default: test_dist_gpu under mpirun, then bench/gpu/dist_gpu.sh;
+#   about 7 minutes)
 set -u
 B=$(cd "${1:-build-gpurun}" && pwd)
+R=$(cd "$(dirname "$0")/.." && pwd)
 STEPS=${2:-tests,bench,ops,fused,rollout,moe,lightning,attn,anchor_lin,demo,anchor_hf}
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -61,6 +64,14 @@ print("timing.jsonl last row:", rows[-1])
 m=[json.loads(l) for l in open('/tmp/demo_cuda/metrics.jsonl')]
 print("mismatch_corr min:", min(r['mismatch_corr'] for r in m if r.get('mismatch_corr') is not None))
 PY
+fi
+if has dist2; then
+  export NCCL_NVLS_ENABLE=0
+  step test_dist_gpu
+  CISPO_BINARY_DIR=$B timeout 300 ./test_dist_gpu 2>&1 | tail -60
+  echo "test_dist_gpu exit ${PIPESTATUS[0]}"
+  step dist_gpu_bench
+  OUT=$OUT timeout 420 bash "$R/bench/gpu/dist_gpu.sh" "$B"
 fi
 if has anchor_hf; then step anchor_hf; (cd anchors && OUT=$OUT timeout 280 python hf_minimax.py 2>&1 | tail -8); fi
 step done

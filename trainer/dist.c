@@ -1,5 +1,5 @@
 /* trainer/dist.c: see dist.h. Message tags: 7100/7101 batch parts, 7102 batch header,
- * 7200/7201 weight header/parameters. */
+ * 7200/7201 weight header/parameters (7202: the header of the BF16 NCCL path, dist_wsync.c). */
 #include "trainer/dist.h"
 
 #include <inttypes.h>
@@ -88,6 +88,7 @@ int dist_init(Dist **out, const RunConfig *rc, int *argc, char ***argv) {
     err = comm_split(&d->wc, d->is_learner ? 0 : -1, &d->learn);
     if (!err) err = comm_split(&d->wc, d->is_rollout ? 0 : -1, &d->roll);
     d->grad = d->learn;
+    if (!err) err = dist_wsync_init(d, rc);
 #ifdef CISPO_HAVE_CUDA
     if (!err && d->is_learner && !strcmp(rc->backend, "cuda") && d->n_learn > 1) {
         err = comm_nccl_create(&d->learn, &d->grad);
@@ -117,6 +118,7 @@ void dist_free(Dist *d) {
     for (int i = 0; d->wbuf && i < d->n_wbuf; i++) free(d->wbuf[i]);
     free(d->wbuf), free(d->wreq), free(d->whdr), free(d->stage);
     if (d->own_grad) comm_free(&d->grad);
+    dist_wsync_free(d);
     comm_free(&d->learn), comm_free(&d->roll), comm_free(&d->wc);
     if (d->log) fclose(d->log);
     free(d);
@@ -136,21 +138,23 @@ void dist_shard(const Dist *d, int n, int *lo, int *hi) {
 
 static float *stage_buf(Dist *d, const Model *m) {
     if (!d->stage) {
-        d->n_params = m->n_params;
-        d->stage = xmalloc(m->n_params * sizeof(float));
+        d->n_params = m->param_floats;
+        d->stage = xmalloc(m->param_floats * sizeof(float));
     }
     return d->stage;
 }
 
 uint64_t dist_param_hash(const Model *m, float *stage) {
-    m->ctx->ops->copy_d2h(m->ctx, stage, m->param_mem, m->n_params * sizeof(float));
-    return XXH3_64bits(stage, m->n_params * sizeof(float));
+    m->ctx->ops->copy_d2h(m->ctx, stage, m->param_mem, m->param_floats * sizeof(float));
+    return XXH3_64bits(stage, m->param_floats * sizeof(float));
 }
 
-static void log_sync(Dist *d, const char *event, long step, long version, uint64_t hash) {
+void dist_log_sync(Dist *d, const char *event, long step, long version, uint64_t hash, double sync_s, double xfer_s,
+                   double bytes) {
     fprintf(d->log,
-            "{\"event\":\"%s\",\"rank\":%d,\"step\":%ld,\"version\":%ld,\"xxh3\":\"%016" PRIx64 "\",\"sent_bytes\":%llu}\n",
-            event, d->rank, step, version, hash, comm_bytes_sent());
+            "{\"event\":\"%s\",\"rank\":%d,\"step\":%ld,\"version\":%ld,\"xxh3\":\"%016" PRIx64 "\",\"sent_bytes\":%llu,"
+            "\"sync_s\":%.6f,\"xfer_s\":%.6f,\"sync_bytes\":%.0f}\n",
+            event, d->rank, step, version, hash, comm_bytes_sent(), sync_s, xfer_s, bytes);
     fflush(d->log);
 }
 
@@ -205,29 +209,34 @@ void dist_rl_begin(Dist *d, long first) {
     watchdog_beat();
 }
 
-static long need_version(const Dist *d, long step) {
+long dist_need_version(const Dist *d, long step) {
     long v = step - d->staleness;
     return v > d->first_version ? v : d->first_version;
 }
 
 int dist_rollout_weights(Dist *d, Model *m, long step) {
     if (!d || d->colocated || !d->is_rollout) return 0;
+    if (d->wsync_bf16) return dist_wsync_recv(d, m, step);
     float *host = stage_buf(d, m);
-    while (d->version < need_version(d, step)) {
+    while (d->version < dist_need_version(d, step)) {
         int64_t hdr[2];
         int err = comm_recv(&d->wc, hdr, sizeof hdr, 0, TAG_WHDR);
-        if (!err) err = comm_recv(&d->wc, host, m->n_params * sizeof(float), 0, TAG_WPARAM);
+        double t0 = time_now_s();
+        if (!err) err = comm_recv(&d->wc, host, m->param_floats * sizeof(float), 0, TAG_WPARAM);
+        double t_xfer = time_now_s() - t0;
         if (err) return err_wrap(err, "rank %d: receiving weights for step %ld", d->rank, step);
         if (hdr[0] != d->version + 1)
             return err_set(ERR_FORMAT, "rank %d: weight sync sent version %lld, expected %ld", d->rank,
                            (long long)hdr[0], d->version + 1);
-        uint64_t h = XXH3_64bits(host, m->n_params * sizeof(float));
+        uint64_t h = XXH3_64bits(host, m->param_floats * sizeof(float));
         if (h != (uint64_t)hdr[1])
             return err_set(ERR_FORMAT, "rank %d: weights of version %lld arrived with hash %016" PRIx64 ", sent %016" PRIx64,
                            d->rank, (long long)hdr[0], h, (uint64_t)hdr[1]);
-        m->ctx->ops->copy_h2d(m->ctx, m->param_mem, host, m->n_params * sizeof(float));
+        m->ctx->ops->copy_h2d(m->ctx, m->param_mem, host, m->param_floats * sizeof(float));
         d->version++;
-        log_sync(d, "recv", step, d->version, h);
+        double dt = time_now_s() - t0, by = (double)m->param_floats * sizeof(float);
+        d->sync_s += dt, d->sync_bytes += by;
+        dist_log_sync(d, "recv", step, d->version, h, dt, t_xfer, by);
         watchdog_beat();
     }
     return 0;
@@ -246,11 +255,11 @@ int dist_batch_xfer(Dist *d, long step, int part, const DistField *f, int nf) {
         if (part == 0) {
             int64_t hdr[2];
             err = comm_recv(&d->wc, hdr, sizeof hdr, d->roll_root, TAG_BATCH_HDR);
-            if (!err && (hdr[0] != step || hdr[1] != need_version(d, step)))
+            if (!err && (hdr[0] != step || hdr[1] != dist_need_version(d, step)))
                 return err_set(ERR_FORMAT,
                                "rank %d: batch for step %lld generated with weights version %lld; expected step %ld "
                                "with version %ld (dist.max_staleness %d)",
-                               d->rank, (long long)hdr[0], (long long)hdr[1], step, need_version(d, step), d->staleness);
+                               d->rank, (long long)hdr[0], (long long)hdr[1], step, dist_need_version(d, step), d->staleness);
         }
         for (int i = 0; i < nf && !err; i++) err = comm_recv(&d->wc, f[i].p, f[i].bytes, d->roll_root, TAG_BATCH + part);
     }
@@ -262,12 +271,12 @@ int dist_allreduce_grads(Dist *d, Model *m) {
     if (!d || d->n_learn == 1) return 0;
     int err;
     if (d->own_grad) {
-        err = comm_allreduce_sum_f32(&d->grad, (float *)m->grad_mem, m->n_params);
+        err = comm_allreduce_sum_f32(&d->grad, (float *)m->grad_mem, m->param_floats);
     } else {
         float *host = stage_buf(d, m);
-        m->ctx->ops->copy_d2h(m->ctx, host, m->grad_mem, m->n_params * sizeof(float));
-        err = comm_allreduce_sum_f32(&d->grad, host, m->n_params);
-        if (!err) m->ctx->ops->copy_h2d(m->ctx, m->grad_mem, host, m->n_params * sizeof(float));
+        m->ctx->ops->copy_d2h(m->ctx, host, m->grad_mem, m->param_floats * sizeof(float));
+        err = comm_allreduce_sum_f32(&d->grad, host, m->param_floats);
+        if (!err) m->ctx->ops->copy_h2d(m->ctx, m->grad_mem, host, m->param_floats * sizeof(float));
     }
     watchdog_beat();
     return err;
@@ -326,21 +335,24 @@ int dist_after_update(Dist *d, Model *m, long step, int rl_steps) {
     int err = check_replicas(d, m, step, &h);
     if (err) return err;
     d->version = step + 1;
-    log_sync(d, "update", step + 1, d->version, h);
+    dist_log_sync(d, "update", step + 1, d->version, h, 0, 0, 0);
     watchdog_beat();
+    if (d->wsync_bf16) return d->rank == 0 ? dist_wsync_publish(d, m, step, rl_steps, h) : 0;
     if (d->colocated || d->rank != 0 || d->version > rl_steps - 1 - d->staleness) return 0;
+    double t0 = time_now_s();
     int slot = (int)(d->version % d->n_wbuf);
     for (int k = 0; k < d->n_roll; k++) comm_wait(&d->wreq[slot * d->n_roll + k]);
-    if (!d->wbuf[slot]) d->wbuf[slot] = xmalloc(m->n_params * sizeof(float));
-    memcpy(d->wbuf[slot], d->stage, m->n_params * sizeof(float)); /* check_replicas staged the weights */
+    if (!d->wbuf[slot]) d->wbuf[slot] = xmalloc(m->param_floats * sizeof(float));
+    memcpy(d->wbuf[slot], d->stage, m->param_floats * sizeof(float)); /* check_replicas staged the weights */
     d->whdr[slot][0] = d->version;
     d->whdr[slot][1] = (int64_t)h;
     for (int k = 0; k < d->n_roll && !err; k++) {
         int dst = d->roll_root + k;
         err = comm_send(&d->wc, d->whdr[slot], sizeof d->whdr[slot], dst, TAG_WHDR);
-        if (!err) err = comm_isend(&d->wc, d->wbuf[slot], m->n_params * sizeof(float), dst, TAG_WPARAM,
+        if (!err) err = comm_isend(&d->wc, d->wbuf[slot], m->param_floats * sizeof(float), dst, TAG_WPARAM,
                                    &d->wreq[slot * d->n_roll + k]);
     }
+    d->sync_s += time_now_s() - t0, d->sync_bytes += (double)d->n_roll * m->param_floats * sizeof(float);
     return err ? err_wrap(err, "rank 0: sending weights version %ld", d->version) : 0;
 }
 

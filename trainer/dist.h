@@ -21,6 +21,17 @@
  *      rank order (core/comm.h), and every learner applies the same AdamW step, so the learners
  *      stay bit-identical replicas (checked each step by comparing hashes);
  *   5. rank 0 sends the new weights (version step + 1) to every rollout rank.
+ * On GPUs (run.backend cuda, disaggregated) the weights go as BF16 over NCCL instead (dist_wsync.c):
+ * rank 0 and the rollout ranks form an NCCL group; after each update rank 0 rounds the parameters to
+ * BF16 on the device (round to nearest even) into one of staleness + 1 snapshot slots and hashes
+ * them; version and hash go over MPI as above, the BF16 block by ncclBroadcast, and a rollout rank
+ * checks the hash of what arrived and widens it into its FP32 parameters (so rollout ranks generate
+ * with BF16-rounded weights, an inference engine's view; they round their starting weights too).
+ * A broadcast is a collective, so both sides place it at one point of the step: version
+ * need(step + 1) moves right after the batch of `step` (dist_weights_after_batch), before any
+ * checkpoint of that step: rank 0 broadcasts it after receiving the batch when dist.max_staleness
+ * k >= 1 (it is an older snapshot, so generation of step + 1 overlaps the update of `step`), or after
+ * the update when k = 0 (the new weights); the rollout ranks receive it after sending the batch.
  * Every rank records its weight hashes (and the bytes it has sent) in RUN_DIR/dist/rank_NNNN.jsonl
  * and its pid in RUN_DIR/dist/rank_NNNN.pid. A single process (no mpirun) has Run.dist == NULL and none of this runs.
  */
@@ -52,6 +63,14 @@ typedef struct Dist {
     FILE *log;
     int hang_rank, hang_step; /* test hook CISPO_TEST_HANG=RANK:STEP */
     char dir[700];            /* RUN_DIR/dist */
+    /* BF16 weight sync (dist_wsync.c); wsync_bf16 0: the FP32 MPI path above */
+    int wsync_bf16, wsync_dev, wrounded; /* wsync_dev: device buffers and an NCCL group (else host + MPI) */
+    Comm wsync_mpi, wsync;    /* {rank 0} + rollout ranks: MPI split, the NCCL group on it */
+    void **wdev;              /* rank 0: (n_wbuf) device BF16 snapshots (n_params); rollout: wdev[0] */
+    uint16_t *whost;          /* (n_params) pinned host copy of BF16 weights for the hash (GPU path) */
+    double *wsnap_s;          /* rank 0: (n_wbuf) seconds spent taking each slot's snapshot */
+    double sync_s;            /* weight-sync seconds since the last dist_sync_take */
+    double sync_bytes;        /* weight bytes sent (rank 0) or received since then */
 } Dist;
 
 /* Bytes of one field of the batch that moves from rollout to learner ranks. */
@@ -108,6 +127,28 @@ int dist_ckpt_write_rank(Dist *d, Model *m, const char *dir, long step);
 /* Check a checkpoint's per-rank files against this run's layout (a single process too: a
  * multi-rank checkpoint is refused). */
 int dist_ckpt_check(Dist *d, const char *dir);
+
+/* GPU weight sync (dist_wsync.c). dist_wsync_init: create the NCCL group {0} + rollout ranks when
+ * run.backend is cuda and the layout is disaggregated (collective over the world; else a no-op).
+ * Test hook: CISPO_TEST_WSYNC_BF16=1 on run.backend cpu runs the same BF16 sync on host buffers
+ * over the MPI group, so the schedule is tested without GPUs.
+ * dist_weights_after_batch: after the batch hand-over of `step`, move version need(step + 1) (see
+ * above; a no-op on the MPI path). dist_wsync_publish: rank 0 after the update of `step` (snapshot,
+ * and the broadcast when k = 0). dist_wsync_recv: rollout ranks, receive until holding need(step). */
+int dist_wsync_init(Dist *d, const RunConfig *rc);
+void dist_wsync_free(Dist *d);
+int dist_weights_after_batch(Dist *d, Model *m, long step, int rl_steps);
+int dist_wsync_publish(Dist *d, Model *m, long step, int rl_steps, uint64_t fp32_hash);
+int dist_wsync_recv(Dist *d, Model *m, long step);
+/* Weight-sync seconds and bytes since the last call (rank 0: for timing.jsonl); resets them. */
+void dist_sync_take(Dist *d, double *seconds, double *bytes);
+/* The weights version rollout ranks use for `step`: max(first, step - dist.max_staleness). */
+long dist_need_version(const Dist *d, long step);
+/* One row of RUN_DIR/dist/rank_NNNN.jsonl: event ("update", "wsend", "recv"), the step that needs the
+ * version, the version, its hash, the seconds of the whole sync (conversion, hash, transfer) and of
+ * the transfer alone, and the weight bytes moved. */
+void dist_log_sync(Dist *d, const char *event, long step, long version, uint64_t hash, double sync_s, double xfer_s,
+                   double bytes);
 
 /* XXH3-64 of the model's parameters (staged through host memory). */
 uint64_t dist_param_hash(const Model *m, float *stage);

@@ -460,7 +460,8 @@ static int batch_xfer(Run *r, RlBatch *b, GenStats *gs, int step) {
                         {b->beh_logp, R * M * sizeof(float)}, {b->beh_prob, R * M * sizeof(float)},
                         {b->reward, R * sizeof(float)},    {b->stop, R * sizeof(int)},
                         {gs->lens, (size_t)gs->n_lens * sizeof(int)}};
-    return dist_batch_xfer(r->dist, step, 1, body, (int)(sizeof body / sizeof body[0]));
+    err = dist_batch_xfer(r->dist, step, 1, body, (int)(sizeof body / sizeof body[0]));
+    return err ? err : dist_weights_after_batch(r->dist, &r->m, step, r->rc.rl_steps); /* GPU: dist.h */
 }
 
 static int ckpt_due(const RunConfig *c, int step) {
@@ -636,6 +637,12 @@ int rl_run(Run *r, RlResult *res, LoopCkpt *lc) {
         metrics_num(&tw, "rollout_s", t1 - t0);
         metrics_num(&tw, "learner_s", t2 - t1);
         metrics_num(&tw, "step_s", t2 - t0);
+        if (r->dist && !r->dist->colocated) { /* weight sync to the rollout ranks (trainer/dist.h) */
+            double sync_s, sync_bytes;
+            dist_sync_take(r->dist, &sync_s, &sync_bytes);
+            metrics_num(&tw, "weight_sync_s", sync_s);
+            metrics_num(&tw, "weight_sync_bytes", sync_bytes);
+        }
         if ((err = metrics_commit(&tw))) break;
         res->last_reward = gs.reward_sum / (gs.n_resp - gs.n_masked > 0 ? gs.n_resp - gs.n_masked : 1);
         res->last_accuracy = (double)gs.n_correct / (gs.n_resp - gs.n_masked > 0 ? gs.n_resp - gs.n_masked : 1);
