@@ -10,9 +10,11 @@
  *     MFU = model FLOPs per token (the anchor's formula: 6 x active non-embedding params + attention)
  *     x tokens/s / the BF16 GEMM ceiling measured here.
  * B8: one decode step of B sequences at context length ctx (KV cache and lightning state at that
- *     length; their contents do not change the cost), including the logits' copy to the host that
- *     the sampler needs today. Bound: bytes per step (FP32 weights read once, KV cache read, lightning
- *     state read + written, logits written) / the copy bandwidth measured here.
+ *     length; their contents do not change the cost) as rollout_generate runs it: model_decode_step
+ *     with the logits left on the device, the backend's `sample` op (temperature 1), and the copy of
+ *     the 4 values per sequence (token, log-prob, raw prob, entropy) to the host. Bound: bytes per
+ *     step (the BF16 copy of the weights read once, KV cache read, lightning state read + written,
+ *     logits written and read) / the copy bandwidth measured here.
  *
  * --profile: no timing; per config, two learner steps (one warm-up) at 2048 x 4 and at 8192 x 1 and
  * 21 decode steps at batch 64, ctx 4096, each followed by the per-op GPU-time report of
@@ -181,18 +183,24 @@ static double decode_ms(Model *m, int B, int ctxlen, int reps) {
     CHECK(decode_state_init(&s, m, B, ctxlen + reps + 2) == 0, "%s", err_msg());
     s.n_active = B;
     for (int b = 0; b < B; b++) s.len[b] = ctxlen;
+    KernelCtx *ctx = m->ctx;
     int *tok = xmalloc((size_t)B * sizeof(int));
-    float *logits = xmalloc((size_t)B * m->cfg.vocab_size * 4);
-    for (int b = 0; b < B; b++) tok[b] = (b * 7 + 3) % m->cfg.vocab_size;
+    uint64_t *stream = xmalloc((size_t)B * sizeof(uint64_t)), *counter = xmalloc((size_t)B * sizeof(uint64_t));
+    float *dev = ctx->ops->alloc(ctx, (size_t)B * 4 * sizeof(float)), *host = xmalloc((size_t)B * 4 * sizeof(float));
+    for (int b = 0; b < B; b++) tok[b] = (b * 7 + 3) % m->cfg.vocab_size, stream[b] = (uint64_t)b;
     double t[64];
     for (int r = -1; r < reps; r++) {
-        m->ctx->ops->sync(m->ctx);
+        for (int b = 0; b < B; b++) counter[b] = (uint64_t)(r + 1);
+        ctx->ops->sync(ctx);
         double t0 = time_now_s();
-        model_decode_step(m, &s, tok, logits);
-        m->ctx->ops->sync(m->ctx);
+        model_decode_step(m, &s, tok, NULL);
+        ctx->ops->sample(ctx, (int *)dev, dev + B, dev + 2 * B, dev + 3 * B, s.logits_dev, stream, counter, B,
+                         m->cfg.vocab_size, 1.0f, 1.0f, 7);
+        ctx->ops->copy_d2h(ctx, host, dev, (size_t)B * 4 * sizeof(float));
         if (r >= 0) t[r] = (time_now_s() - t0) * 1e3;
     }
-    free(tok), free(logits);
+    ctx->ops->free(ctx, dev);
+    free(tok), free(stream), free(counter), free(host);
     decode_state_free(&s, m);
     return bench_median(t, reps);
 }
@@ -298,9 +306,11 @@ int main(int argc, char **argv) {
                 double kv = 2.0 * B * L * s->KVH * s->HS * 4 * Lf, st = 2.0 * B * s->NH * s->HS * s->HS * 4 * (s->L - Lf);
                 if (kv * (L + 8.0) / L > 20e9 || B > 256 || (quick && (B > 64 || L > 4096))) continue;
                 double ms = decode_ms(&m, B, L, quick ? 5 : 20), tps = B / ms * 1e3;
-                double wbytes = 4.0 * (B >= s->E ? (double)m.n_params - (double)s->V * s->C
-                                                 : n_active + (double)s->V * s->C);
-                double bytes = wbytes + kv / 2 + st + 4.0 * B * s->V;
+                /* BF16 body weights (all experts once B covers them), FP32 LM head, FP32 KV and state */
+                double wbytes = 2.0 * (B >= s->E ? (double)m.n_params - 2.0 * s->V * s->C
+                                                 : n_active - (double)s->V * s->C) +
+                                4.0 * (double)s->V * s->C;
+                double bytes = wbytes + kv + st + 8.0 * B * s->V; /* kv: K and V of every softmax layer */
                 double bw = bytes / (ms * 1e-3) / (c.copy_tbps * 1e12);
                 printf("%-14s %-10s %6d %6d %10.3f %9.0f %7.1f%%\n", s->name, "decode", L, B, ms, tps, 100 * bw);
                 if (js)

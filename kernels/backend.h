@@ -270,6 +270,13 @@ typedef struct KernelOps {
     void (*moe_expert_gemm_dw)(KernelCtx *ctx, float *dW, const float *G, const float *X, const int *offsets, int E,
                                int Nc, int Kc);
 
+    /* ---- KV cache ----
+     * Append one position per sequence: kcache[b][pos[b]] = k[b], vcache[b][pos[b]] = v[b] for
+     * b < B, rows of `row` floats; kcache/vcache (B, Tmax, row), k/v (B, row); pos(B) host memory,
+     * each < Tmax. (One launch where a decode step would otherwise copy 2B rows one by one.) */
+    void (*kv_append)(KernelCtx *ctx, float *kcache, float *vcache, const float *k, const float *v, const int *pos,
+                      int B, int Tmax, int row);
+
     /* ---- backend handle ---- (may be NULL: nothing to set up) */
     /* Create ctx->impl (library handles, streams, metadata buffers); called by kernel_ctx_init
      * before the workspace is allocated. */

@@ -123,12 +123,7 @@ static void decode_layer(Model *m, DecodeState *s, int l, int B, const SeqPack *
         model_full_proj_in(m, l, la, la->n1, B);
         ops->rope_forward(ctx, la->q, one, NH, HS, c->rotary_dim, c->rope_theta);
         ops->rope_forward(ctx, la->k, one, KVH, HS, c->rotary_dim, c->rope_theta);
-        const size_t row = (size_t)KVH * HS;
-        for (int b = 0; b < B; b++) {
-            size_t dst = ((size_t)b * s->max_len + s->len[b]) * row;
-            ops->copy_d2d(ctx, s->kcache[l] + dst, la->k + b * row, row * sizeof(float));
-            ops->copy_d2d(ctx, s->vcache[l] + dst, la->v + b * row, row * sizeof(float));
-        }
+        ops->kv_append(ctx, s->kcache[l], s->vcache[l], la->k, la->v, s->len, B, s->max_len, KVH * HS);
         const int *len1 = s->len_next;
         ops->attention_decode(ctx, la->att, la->q, s->kcache[l], s->vcache[l], len1, B, s->max_len, NH, KVH, HS,
                               1.0f / sqrtf((float)HS));

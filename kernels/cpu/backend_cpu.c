@@ -69,6 +69,7 @@ static const KernelOps cpu_ops = {
 
     .moe_expert_gemm = moe_expert_gemm_cpu,
     .moe_expert_gemm_dw = moe_expert_gemm_dw_cpu,
+    .kv_append = kv_append_cpu,
 };
 
 const KernelOps *kernels_cpu(void) { return &cpu_ops; }

@@ -53,6 +53,7 @@ size_t lm_head_ws_bytes_cpu(int N, int C, int V);
 void adamw_cpu(KernelCtx *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps, float wd, int t);
 double sumsq_cpu(KernelCtx *ctx, const float *x, size_t n);
 void params_register_cpu(KernelCtx *ctx, const float *base, size_t n);
+void kv_append_cpu(KernelCtx *ctx, float *kcache, float *vcache, const float *k, const float *v, const int *pos, int B, int Tmax, int row);
 void adamw_fused_cpu(KernelCtx *ctx, float *p, float *g, float *m, float *v, const OptTensor *table, int n_tensors, double *norm_out, double clip, float lr, float b1, float b2, float eps, float wd, int t);
 void add_rmsnorm_forward_cpu(KernelCtx *ctx, float *xo, float *out, float *rstd, const float *x, float a, const float *y, float b, const float *w, int N, int C, float eps);
 void add_rmsnorm_backward_cpu(KernelCtx *ctx, float *dxo, float *dy, float *dw, const float *dout, const float *xo, const float *w, const float *rstd, float b, int N, int C);

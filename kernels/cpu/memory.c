@@ -48,3 +48,16 @@ void zero_cpu(KernelCtx *ctx, void *p, size_t bytes) {
 }
 
 void sync_cpu(KernelCtx *ctx) {}
+
+void kv_append_cpu(KernelCtx *ctx, float *kcache, float *vcache, const float *k, const float *v, const int *pos, int B,
+                   int Tmax, int row) {
+    (void)ctx;
+    CHECK(kcache != NULL && vcache != NULL && k != NULL && v != NULL && pos != NULL && B > 0 && row > 0,
+          "kv_append: B=%d row=%d with a NULL pointer", B, row);
+    for (int b = 0; b < B; b++) {
+        CHECK(pos[b] >= 0 && pos[b] < Tmax, "kv_append: sequence %d at position %d of %d", b, pos[b], Tmax);
+        size_t dst = ((size_t)b * Tmax + pos[b]) * row;
+        memcpy(kcache + dst, k + (size_t)b * row, (size_t)row * sizeof(float));
+        memcpy(vcache + dst, v + (size_t)b * row, (size_t)row * sizeof(float));
+    }
+}

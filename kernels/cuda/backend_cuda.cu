@@ -76,6 +76,7 @@ static const KernelOps cuda_ops = {
 
     .moe_expert_gemm = moe_expert_gemm_cuda,
     .moe_expert_gemm_dw = moe_expert_gemm_dw_cuda,
+    .kv_append = kv_append_cuda,
 
     .impl_init = impl_init_cuda,
     .impl_free = impl_free_cuda,

@@ -28,6 +28,7 @@ void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int
 void gemm_cuda_plans_free(CudaImpl *im);
 /* The parameter block whose BF16 copy BF16 GEMMs read (KernelOps.params_register). */
 void params_register_cuda(KernelCtx *ctx, const float *base, size_t n);
+void kv_append_cuda(KernelCtx *ctx, float *kcache, float *vcache, const float *k, const float *v, const int *pos, int B, int Tmax, int row);
 /* Mark the BF16 copy stale when [dst, dst + bytes) overlaps the registered block; every CUDA code
  * path that writes parameters calls it (memory ops, adamw). ctx may be NULL (no-op). */
 void cuda_params_touched(KernelCtx *ctx, const void *dst, size_t bytes);

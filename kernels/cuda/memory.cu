@@ -144,3 +144,26 @@ void sync_cuda(KernelCtx *ctx) {
     CUDA_CHECK(cudaStreamSynchronize(ctx_stream(ctx)));
     CUDA_CHECK(cudaGetLastError());
 }
+
+/* grid (B), block 256: sequence b's k and v rows into position pos[b] of its caches */
+static __global__ void kv_append_kernel(float *kc, float *vc, const float *k, const float *v, const int *pos, int Tmax,
+                                        int row) {
+    const int b = blockIdx.x, p = pos[b];
+    DEV_CHECK(p >= 0 && p < Tmax, "kv_append: sequence %d at position %d of %d", b, p, Tmax);
+    const size_t dst = ((size_t)b * Tmax + p) * row, src = (size_t)b * row;
+    for (int i = threadIdx.x; i < row; i += blockDim.x) {
+        kc[dst + i] = k[src + i];
+        vc[dst + i] = v[src + i];
+    }
+}
+
+void kv_append_cuda(KernelCtx *ctx, float *kcache, float *vcache, const float *k, const float *v, const int *pos, int B,
+                    int Tmax, int row) {
+    CHECK(kcache != NULL && vcache != NULL && k != NULL && v != NULL && pos != NULL && B > 0 && row > 0,
+          "kv_append: B=%d row=%d with a NULL pointer", B, row);
+    CHECK(B <= CUDA_MAX_SEQS, "kv_append: %d sequences (CUDA scratch holds %d)", B, CUDA_MAX_SEQS);
+    CudaImpl *im = cuda_impl(ctx);
+    CUDA_CHECK(cudaMemcpyAsync(im->d_pos0, pos, (size_t)B * sizeof(int), cudaMemcpyHostToDevice, im->stream));
+    kv_append_kernel<<<B, 256, 0, im->stream>>>(kcache, vcache, k, v, im->d_pos0, Tmax, row);
+    CUDA_LAUNCH_CHECK();
+}

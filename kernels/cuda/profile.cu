@@ -28,7 +28,7 @@ namespace {
     X(attention_backward) X(attention_decode) X(moe_route_forward) X(moe_route_backward) X(moe_sort)      \
     X(moe_permute_forward) X(moe_permute_backward) X(moe_combine_forward) X(moe_combine_backward)         \
     X(lm_head_forward) X(lm_head_backward) X(adamw) X(sumsq) X(adamw_fused) X(add_rmsnorm_forward)        \
-    X(add_rmsnorm_backward) X(sample) X(moe_expert_gemm) X(moe_expert_gemm_dw)
+    X(add_rmsnorm_backward) X(sample) X(moe_expert_gemm) X(moe_expert_gemm_dw) X(kv_append)
 
 enum {
 #define PROF_ENUM(name) OP_##name,

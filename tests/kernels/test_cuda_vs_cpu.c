@@ -196,7 +196,7 @@ static void test_table_complete(void **state) {
         (const void *)g->moe_combine_forward, (const void *)g->moe_combine_backward,
         (const void *)g->lm_head_forward, (const void *)g->lm_head_backward, (const void *)g->lm_head_ws_bytes,
         (const void *)g->adamw, (const void *)g->sumsq, (const void *)g->params_register, (const void *)g->impl_init, (const void *)g->impl_free,
-        (const void *)g->moe_expert_gemm, (const void *)g->moe_expert_gemm_dw,
+        (const void *)g->moe_expert_gemm, (const void *)g->moe_expert_gemm_dw, (const void *)g->kv_append,
     };
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) assert_non_null(members[i]);
 }

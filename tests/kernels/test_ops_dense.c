@@ -54,7 +54,7 @@ static void test_table_and_memory(void **state) {
     HAS(moe_permute_backward); HAS(moe_combine_forward); HAS(moe_combine_backward); HAS(lm_head_forward);
     HAS(lm_head_backward); HAS(lm_head_ws_bytes); HAS(adamw); HAS(sumsq); HAS(params_register);
     HAS(sample); HAS(sample_ws_bytes);
-    HAS(moe_expert_gemm); HAS(moe_expert_gemm_dw);
+    HAS(moe_expert_gemm); HAS(moe_expert_gemm_dw); HAS(kv_append);
 #undef HAS
 #ifndef CISPO_HAVE_CUDA
     assert_null(kernels_cuda());
