@@ -37,8 +37,9 @@
  *
  * Skinny FP32 products C(M,N) = A(M,K) B(N,K)^T with N <= SKINNY_MAX_N (the MoE router's logits,
  * E columns) skip cuBLAS, whose kernels for them took ~20 us per call on an H100 (a decode step calls
- * one per layer): one warp per row of A, each lane keeping N partial dot products over its share of
- * K, then warp reductions. FP32 accumulation, like the SGEMM (another summation order).
+ * one per layer): one block per row of A, each thread keeping N partial dot products over its share
+ * of K, then warp and cross-warp reductions. FP32 accumulation, like the SGEMM (another summation
+ * order).
  */
 #include "kernels/cuda/cuda_ops.h"
 
@@ -227,18 +228,20 @@ const void *cuda_bf16_operand(CudaImpl *im, const float *X, size_t span, int slo
 }
 
 #define SKINNY_MAX_N 16
-#define SKINNY_WARPS 8
+#define SKINNY_THREADS 128
 
-/* grid (ceil(M / SKINNY_WARPS)), block (32 x SKINNY_WARPS): warp w of block b takes row b*WARPS + w */
+/* grid (M), block SKINNY_THREADS: block m computes row m of C; each thread keeps N partial dot
+ * products over a strided share of K (loads of A coalesced, B's N rows from L2), then warp and
+ * cross-warp reductions in a fixed order. */
 static __global__ void skinny_nt_kernel(int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                                         int ldb, float beta, float *C, int ldc) {
-    const int lane = threadIdx.x & 31, m = blockIdx.x * SKINNY_WARPS + (threadIdx.x >> 5);
-    if (m >= M) return;
+    __shared__ float part[SKINNY_THREADS / 32][SKINNY_MAX_N];
+    const int m = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float acc[SKINNY_MAX_N];
 #pragma unroll
     for (int n = 0; n < SKINNY_MAX_N; n++) acc[n] = 0.0f;
     const float *a = A + (size_t)m * lda;
-    for (int k = lane; k < K; k += 32) {
+    for (int k = threadIdx.x; k < K; k += SKINNY_THREADS) {
         const float x = a[k];
 #pragma unroll
         for (int n = 0; n < SKINNY_MAX_N; n++)
@@ -246,13 +249,16 @@ static __global__ void skinny_nt_kernel(int M, int N, int K, float alpha, const 
     }
 #pragma unroll
     for (int n = 0; n < SKINNY_MAX_N; n++) {
-        if (n >= N) break;
         float v = acc[n];
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0) {
-            float *c = C + (size_t)m * ldc + n;
-            *c = beta == 0.0f ? alpha * v : alpha * v + beta * *c;
-        }
+        if (lane == 0) part[warp][n] = v;
+    }
+    __syncthreads();
+    if (threadIdx.x < N) {
+        float v = 0.0f;
+        for (int w = 0; w < SKINNY_THREADS / 32; w++) v += part[w][threadIdx.x];
+        float *c = C + (size_t)m * ldc + threadIdx.x;
+        *c = beta == 0.0f ? alpha * v : alpha * v + beta * *c;
     }
 }
 
@@ -266,8 +272,7 @@ void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int
     CHECK(prec == GEMM_FP32 || prec == GEMM_BF16 || prec == GEMM_TF32, "gemm precision %d unknown", prec);
     CudaImpl *im = cuda_impl(ctx);
     if (prec == GEMM_FP32 && !transA && transB && N <= SKINNY_MAX_N) {
-        skinny_nt_kernel<<<(unsigned)((M + SKINNY_WARPS - 1) / SKINNY_WARPS), 32 * SKINNY_WARPS, 0, im->stream>>>(
-            M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        skinny_nt_kernel<<<(unsigned)M, SKINNY_THREADS, 0, im->stream>>>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         CUDA_LAUNCH_CHECK();
         return;
     }

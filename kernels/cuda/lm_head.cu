@@ -20,8 +20,9 @@
  * A B = A_lo B_hi + A_hi B_lo + A_hi B_hi in three TF32 GEMMs with FP32 accumulation, small terms
  * first; the dropped A_lo B_lo and lo's own rounding to TF32 are ~2^-22 relative, the order of
  * FP32's rounding (2^-24) summed over C. That is 3 tensor-core GEMMs instead of one SGEMM on the
- * CUDA cores (51 TFLOP/s on an H100). CISPO_CUDA_HEAD_SGEMM=1 (read at every call) runs the
- * exact FP32 SGEMMs instead (the reference the tests pin; kernels/cuda/README.md).
+ * CUDA cores (51 TFLOP/s on an H100). Below LM_TF32_MIN_ROWS rows (decode steps) the products are
+ * bound by reading W, which the splits would triple, so they stay one SGEMM each; so do all of them
+ * with CISPO_CUDA_HEAD_SGEMM=1 (read at every call: the reference the tests pin).
  *
  * Workspace (lm_head_ws_bytes), with rb = min(N, LM_ROW_BLOCK), vc = min(V, LM_VOCAB_CHUNK):
  *   double sum[N] | float max[N] | float tgt[N] | float logits[rb*vc] | float lo[rb*vc]
@@ -35,6 +36,7 @@
 
 #define LM_ROW_BLOCK 2048
 #define LM_VOCAB_CHUNK 8192
+#define LM_TF32_MIN_ROWS 256
 
 typedef struct {
     double *sum;   /* (N) running sum of exp(logit - max) */
@@ -76,7 +78,7 @@ static LmWs lm_ws(KernelCtx *ctx, int N, int C, int V) {
     w.h_hi = (float *)p, p += align_up(rb * (size_t)C * sizeof(float));
     w.h_lo = (float *)p;
     const char *e = getenv("CISPO_CUDA_HEAD_SGEMM");
-    w.exact = e != NULL && e[0] == '1';
+    w.exact = (e != NULL && e[0] == '1') || N < LM_TF32_MIN_ROWS;
     return w;
 }
 

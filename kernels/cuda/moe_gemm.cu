@@ -7,7 +7,11 @@
  * rule: inputs rounded to BF16 nearest even, FP32 accumulation): the weights from the registered
  * parameter block's BF16 copy, the activations converted once per call for all experts
  * (cuda_bf16_operand); CISPO_CUDA_FAST16BF=1 keeps FP32 operands with
- * CUBLAS_COMPUTE_32F_FAST_16BF instead. The per-group sizes are host
+ * CUBLAS_COMPUTE_32F_FAST_16BF instead. cuBLAS 13 refuses grouped GEMMs of BF16 operands with an
+ * FP32 output (NOT_SUPPORTED, H100): BF16 then runs one gemm_cuda_prec per expert, which reads the
+ * same BF16 weights and uses gemm.cu's cached cuBLASLt plans for bucketed row counts (a
+ * cublasGemmEx per expert chose its algorithm on every call: ~0.3 ms of host time each). The
+ * per-group sizes are host
  * arrays; the A/B/C pointer arrays are built on the host from the host offsets and uploaded into the
  * handle's d_moe_ptrs through a ring of pinned staging slots (an event per slot says when the host
  * may reuse it), so the call does not synchronise (a pageable copy would); the stream orders the next
@@ -165,12 +169,27 @@ static void offsets_check(const int *offsets, int E, int Nc, int Kc, const char 
               offsets[e + 1]);
 }
 
+/* BF16 where the grouped call was refused: one row-major gemm_cuda_prec per expert with rows */
+static int bf16_per_expert(KernelCtx *ctx, const MoePrec *pr) {
+    CudaImpl *im = cuda_impl(ctx);
+    return pr->ab == CUDA_R_16BF && (im->moe_grouped[1] == 0 || im->moe_force_loop);
+}
+
 /* Y(NK,Nc)[rows of e] = X(NK,Kc)[rows of e] op(W_e) + beta Y; W (E,Nc,Kc) if transW else (E,Kc,Nc) */
 void moe_expert_gemm_cuda(KernelCtx *ctx, float *Y, const float *X, const float *W, const int *offsets, int E, int Nc,
                           int Kc, int transW, float beta) {
     offsets_check(offsets, E, Nc, Kc, "moe_expert_gemm");
     CHECK(Y != NULL && X != NULL && W != NULL, "moe_expert_gemm with a NULL matrix");
     const MoePrec pr = moe_prec(ctx);
+    if (bf16_per_expert(ctx, &pr)) {
+        for (int e = 0; e < E; e++) {
+            const int r0 = offsets[e], rows = offsets[e + 1] - r0;
+            if (rows == 0) continue;
+            gemm_cuda_prec(ctx, GEMM_BF16, 0, transW, rows, Nc, Kc, 1.0f, X + (size_t)r0 * Kc, Kc,
+                           W + (size_t)e * Nc * Kc, transW ? Kc : Nc, beta, Y + (size_t)r0 * Nc, Nc);
+        }
+        return;
+    }
     const void *Xo = X, *Wo = W;
     if (pr.ab == CUDA_R_16BF && offsets[E] > 0) {
         Xo = cuda_bf16_operand(cuda_impl(ctx), X, (size_t)offsets[E] * Kc, 0);
@@ -197,6 +216,15 @@ void moe_expert_gemm_dw_cuda(KernelCtx *ctx, float *dW, const float *G, const fl
     offsets_check(offsets, E, Nc, Kc, "moe_expert_gemm_dw");
     CHECK(dW != NULL && G != NULL && X != NULL, "moe_expert_gemm_dw with a NULL matrix");
     const MoePrec pr = moe_prec(ctx);
+    if (bf16_per_expert(ctx, &pr)) {
+        for (int e = 0; e < E; e++) {
+            const int r0 = offsets[e], rows = offsets[e + 1] - r0;
+            if (rows == 0) continue;
+            gemm_cuda_prec(ctx, GEMM_BF16, 1, 0, Nc, Kc, rows, 1.0f, G + (size_t)r0 * Nc, Nc, X + (size_t)r0 * Kc, Kc,
+                           1.0f, dW + (size_t)e * Nc * Kc, Kc);
+        }
+        return;
+    }
     const void *Xo = X, *Go = G;
     if (pr.ab == CUDA_R_16BF && offsets[E] > 0) {
         Xo = cuda_bf16_operand(cuda_impl(ctx), X, (size_t)offsets[E] * Kc, 0);
