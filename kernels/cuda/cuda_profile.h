@@ -15,6 +15,10 @@ extern "C" {
 const KernelOps *kernels_cuda_profiled(const KernelOps *base);
 /* Print the rows gathered so far and reset them; a no-op when profiling is off. */
 void kernels_cuda_profile_report(void);
+/* gemm.cu's event counts since the last call (then reset): [0] BF16 copies of the parameter block
+ * written, [1] operands converted to BF16, [2] cuBLASLt plans built, [3] plans cuBLASLt refused at a
+ * call's size, [4] cublasGemmEx fallbacks (no plan, an invalid plan or a full cache). */
+void gemm_cuda_counters(long out[5]);
 
 #ifdef __cplusplus
 }

@@ -42,6 +42,7 @@
  * order).
  */
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_profile.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,6 +50,14 @@
 
 /* precision of the plan: GEMM_BF16 with CISPO_CUDA_FAST16BF=1 is FP32 operands + FAST_16BF */
 enum { PREC_FAST16BF = 3 };
+
+/* Event counts for the profiler (kernels/cuda/profile.cu): see gemm_cuda_counters. */
+static long n_refresh, n_convert, n_plans, n_refused, n_gemmex;
+
+void gemm_cuda_counters(long out[5]) {
+    out[0] = n_refresh, out[1] = n_convert, out[2] = n_plans, out[3] = n_refused, out[4] = n_gemmex;
+    n_refresh = n_convert = n_plans = n_refused = n_gemmex = 0;
+}
 
 /* Largest power of two (<= 16) dividing the address: cuBLASLt's alignment preference (2 for a BF16
  * operand at an odd element offset). */
@@ -93,7 +102,8 @@ static void plan_build(CudaImpl *im, GemmPlan *p) {
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opB, sizeof(opB)));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opA, sizeof(opA)));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lb, ot, k->tb ? k->k : k->n, k->tb ? k->n : k->k, k->ldb));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, ot, k->ta ? k->k : k->m, k->ta ? k->m : k->k, k->lda));
+    /* our row-major A (M,K) is the column-major (K,M); transposed, (K,M) row-major is (M,K) */
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->la, ot, k->ta ? k->m : k->k, k->ta ? k->k : k->m, k->lda));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, k->n, k->m, k->ldc));
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -122,6 +132,7 @@ static GemmPlan *plan_get(CudaImpl *im, const GemmKey *key) {
             p->used = 1;
             p->key = *key;
             plan_build(im, p);
+            n_plans++;
             return p;
         }
     }
@@ -151,6 +162,7 @@ static int lt_run(CudaImpl *im, GemmKey *key, int M, int N, int K, float alpha, 
     if (st == CUBLAS_STATUS_SUCCESS) return 1;
     CHECK(st == CUBLAS_STATUS_NOT_SUPPORTED || st == CUBLAS_STATUS_INVALID_VALUE, "cublasLtMatmul: %s",
           cublasGetStatusString(st));
+    n_refused++;
     return 0;
 }
 
@@ -212,6 +224,7 @@ const void *cuda_bf16_operand(CudaImpl *im, const float *X, size_t span, int slo
                                                                                     im->param_n);
             CUDA_LAUNCH_CHECK();
             im->param_dirty = 0;
+            n_refresh++;
         }
         return im->param_bf16 + (X - im->param_base);
     }
@@ -222,6 +235,7 @@ const void *cuda_bf16_operand(CudaImpl *im, const float *X, size_t span, int slo
         CUDA_CHECK(cudaMalloc(&im->cvt[slot], cap));
         im->cvt_bytes[slot] = cap;
     }
+    n_convert++;
     to_bf16_kernel<<<cuda_grid(span), CUDA_THREADS, 0, im->stream>>>((unsigned short *)im->cvt[slot], X, span);
     CUDA_LAUNCH_CHECK();
     return im->cvt[slot];
@@ -306,6 +320,7 @@ void gemm_cuda_prec(KernelCtx *ctx, int prec, int transA, int transB, int M, int
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cudaDataType_t ot = operand_type(prec);
+    n_gemmex++;
     CUBLAS_CHECK(cublasGemmEx(im->blas, opB, opA, N, M, K, &alpha, b, ot, ldb, a, ot, lda, &beta, C, CUDA_R_32F, ldc,
                               compute_type(prec), CUBLAS_GEMM_DEFAULT));
 }

@@ -156,6 +156,10 @@ extern "C" void kernels_cuda_profile_report(void) {
         snprintf(name, sizeof(name), "%d %d %d %d %d %s", s->ta, s->tb, s->m, s->n, s->k, s->bf16 ? "bf16" : "fp32");
         fprintf(f, "%-34s %10.2f %8ld %9.1f\n", name, s->ms, s->calls, s->ms > 0 ? fl / (s->ms * 1e9) : 0.0);
     }
+    long cnt[5];
+    gemm_cuda_counters(cnt);
+    fprintf(f, "gemm events: %ld parameter-copy refreshes, %ld operand conversions, %ld plans built, %ld plans "
+               "refused at the call's size, %ld cublasGemmEx fallbacks\n", cnt[0], cnt[1], cnt[2], cnt[3], cnt[4]);
     fflush(f);
     if (f != stderr) fclose(f);
     memset(rows, 0, sizeof(rows));

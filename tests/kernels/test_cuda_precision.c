@@ -9,6 +9,8 @@
  * - The BF16 copy follows the parameters: after adamw, copy_h2d, copy_d2d or zero write into the
  *   block, the next BF16 GEMM must see the new values (a stale copy would differ by far more than
  *   the tolerance).
+ * - Aligned GEMMs run through cached cuBLASLt plans (no cublasGemmEx fallback), and token counts
+ *   that share a bucket share one plan (gemm_cuda_counters).
  * - The LM head's 3xTF32 products (kernels/cuda/lm_head.cu) against the CPU's FP32 head: logp and
  *   lse within 2e-6, dh and dW within 2e-5 relative (float64 norms), at a vocabulary spanning
  *   several chunks and a row count spanning several blocks; and with head_bf16 within 50x that
@@ -29,6 +31,12 @@
 #include "core/rng.h"
 #include "kernels/backend.h"
 #include "tests/test_gpu_skip.h"
+
+#ifdef CISPO_HAVE_CUDA
+#include "kernels/cuda/cuda_profile.h"
+#else
+static void gemm_cuda_counters(long out[5]) { memset(out, 0, 5 * sizeof(long)); } /* never reached: skipped */
+#endif
 
 #define TOL_BF16_GEMM 1e-5
 #define TOL_HEAD_FWD 2e-6
@@ -127,12 +135,26 @@ static int gemm_case(Env *e, int ta, int tb, int M, int N, int K, int pad, int i
 static void test_bf16_gemm(void **state) {
     Env *e = *state;
     int ok = 1;
+    long cnt[5];
+    gemm_cuda_counters(cnt);
     for (int in_params = 0; in_params < 2; in_params++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {
                 ok &= gemm_case(e, ta, tb, 67, 130, 99, 0, in_params);
                 ok &= gemm_case(e, ta, tb, 256, 320, 512, 3, in_params);
             }
+    gemm_cuda_counters(cnt);
+    printf("  gemm events: %ld plans built, %ld refused, %ld cublasGemmEx fallbacks (odd offsets and strides)\n",
+           cnt[2], cnt[3], cnt[4]);
+    /* row counts 300, 290, 260 share the bucket 320 (M of the forward, K of the weight gradient);
+     * aligned operands: every call through the two cached cuBLASLt plans */
+    for (int r = 0; r < 3; r++) {
+        ok &= gemm_case(e, 0, 1, 300 - 10 * r * r, 128, 64, 0, 0);
+        ok &= gemm_case(e, 1, 0, 64, 128, 300 - 10 * r * r, 0, 0);
+    }
+    gemm_cuda_counters(cnt);
+    printf("  bucketed row counts: %ld plans built (2 expected), %ld fallbacks\n", cnt[2], cnt[4]);
+    ok &= cnt[2] == 2 && cnt[4] == 0;
     assert_true(ok);
 }
 
